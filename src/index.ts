@@ -1,0 +1,14 @@
+export { DEFAULT_MAC_ALGORITHM, type MacAlgorithm } from "./algorithms.js";
+export { ENVELOPE_PREFIX, inspectEnvelope } from "./envelope.js";
+export {
+  BadData,
+  BadPayload,
+  BadSignature,
+  type BadSignatureReason,
+  ConfigError,
+  SignedCacheError,
+  type SignedCacheErrorCode,
+  StoreError,
+} from "./errors.js";
+export { generateSecret, Keyring, KeyringEntry, MIN_SECRET_BYTES, type Secret } from "./keyring.js";
+export { SignedStore, type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
