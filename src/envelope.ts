@@ -296,8 +296,8 @@ function tagsEqual(expected: string, actual: string): boolean {
     views = [TAG_A.subarray(0, length), TAG_B.subarray(0, length)];
     TAG_VIEWS.set(length, views);
   }
-  TAG_A.latin1Write(expected, 0, length);
-  TAG_B.latin1Write(actual, 0, length);
+  TAG_A.write(expected, 0, length, "latin1");
+  TAG_B.write(actual, 0, length, "latin1");
   return timingSafeEqual(views[0], views[1]);
 }
 
