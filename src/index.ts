@@ -1,4 +1,10 @@
 export { DEFAULT_MAC_ALGORITHM, type MacAlgorithm } from "./algorithms.js";
+export {
+  DEFAULT_STORE_TIMEOUT,
+  readConfig,
+  type SignedCacheConfig,
+} from "./config.js";
+export { type CreateKeyvOptions, createKeyv } from "./create-keyv.js";
 export { ENVELOPE_PREFIX, inspectEnvelope } from "./envelope.js";
 export {
   BadData,
@@ -12,3 +18,4 @@ export {
 } from "./errors.js";
 export { generateSecret, Keyring, KeyringEntry, MIN_SECRET_BYTES, type Secret } from "./keyring.js";
 export { SignedStore, type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
+export { DEFAULT_STORE_URL, STORE_SCHEMES, storeFromUrl } from "./stores.js";

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { KeyvStoreAdapter } from "keyv";
 import { DEFAULT_MAC_ALGORITHM, isMacAlgorithm, type MacAlgorithm } from "./algorithms.js";
 import { type OpenedEnvelope, openEnvelope, sealEnvelope } from "./envelope.js";
-import { BadData, ConfigError, StoreError } from "./errors.js";
+import { BadData, ConfigError, SignedCacheError, StoreError } from "./errors.js";
 import { Keyring, type Secret } from "./keyring.js";
 
 /** Anything `signedStore` can wrap: a Keyv store adapter or a plain `Map`. */
@@ -35,6 +35,9 @@ export interface SignedStoreOptions {
 }
 
 type SetEntry = { key: string; value: unknown; ttl?: number };
+
+// Keys deleted per call when clearing a namespace: bounded so no single statement is huge.
+const CLEAR_BATCH = 500;
 
 const MISS: unique symbol = Symbol("miss");
 type ReadResult = unknown | typeof MISS;
@@ -198,15 +201,33 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     });
   }
 
-  /** Clears this namespace (or everything, without one). On a Map, other namespaces stay. */
+  /**
+   * Clears this namespace (or everything, without one); other namespaces stay. With a namespace,
+   * the keys to delete are listed by walking the store, because the SQL adapters match
+   * `LIKE 'ns:%'` (where `_`, `%` are wildcards and SQLite and MySQL ignore case) and Redis
+   * matches a glob: their own `clear()` would reach into other namespaces.
+   */
   async clear(): Promise<void> {
-    await this.#call("clear", () => {
-      if (this.#adapter) return this.#adapter.clear();
-      const map = this.#map as Map<string, unknown>;
-      if (this.#namespace === undefined) return map.clear();
-      const prefix = `${this.#namespace}:`;
-      for (const key of map.keys()) if (key.startsWith(prefix)) map.delete(key);
+    await this.#call("clear", async () => {
+      const adapter = this.#adapter;
+      const namespace = this.#namespace;
+      if (adapter && (namespace === undefined || typeof adapter.iterator !== "function")) {
+        return adapter.clear();
+      }
+      if (!adapter && namespace === undefined) return this.#map?.clear();
+      const keys: string[] = [];
+      for await (const [key] of this.#entries(namespace)) keys.push(key);
+      for (let start = 0; start < keys.length; start += CLEAR_BATCH) {
+        const batch = keys.slice(start, start + CLEAR_BATCH);
+        if (this.#map) for (const key of batch) this.#map.delete(key);
+        else await this.#deleteKeys(adapter as KeyvStoreAdapter, batch);
+      }
     });
+  }
+
+  async #deleteKeys(adapter: KeyvStoreAdapter, keys: string[]): Promise<void> {
+    if (adapter.deleteMany) await adapter.deleteMany(keys);
+    else await Promise.all(keys.map((key) => adapter.delete(key)));
   }
 
   /**
@@ -250,8 +271,11 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     if (typeof adapter.iterator !== "function") {
       throw new ConfigError("the wrapped store does not support iteration");
     }
+    // Adapters select a namespace with LIKE or a glob, which can match other namespaces.
+    const prefix = namespace === undefined ? "" : `${namespace}:`;
     for await (const [key, raw] of adapter.iterator(namespace)) {
-      yield [String(key), raw];
+      const name = String(key);
+      if (name.startsWith(prefix)) yield [name, raw];
     }
   }
 
@@ -330,7 +354,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   async #call<T>(operation: string, run: () => T | Promise<T>): Promise<T> {
-    if (this.#timeout === 0) return run();
+    if (this.#timeout === 0) return this.#typed(operation, run);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -341,9 +365,22 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       timer.unref();
     });
     try {
-      return await Promise.race([run(), timedOut]);
+      return await Promise.race([this.#typed(operation, run), timedOut]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** Runs a store call, turning whatever a backend throws into a {@link StoreError}. */
+  async #typed<T>(operation: string, run: () => T | Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof SignedCacheError) throw error;
+      // The backend's message names the fault (ECONNREFUSED, a missing table); adapters'
+      // messages carry neither secrets nor cached values, unlike their SQL, kept on `cause`.
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new StoreError(`store ${operation} failed: ${reason}`, { cause: error });
     }
   }
 }

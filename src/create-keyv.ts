@@ -1,0 +1,102 @@
+import Keyv from "keyv";
+import type { MacAlgorithm } from "./algorithms.js";
+import { checkNamespace, readConfig } from "./config.js";
+import { type BadData, ConfigError } from "./errors.js";
+import type { Secret } from "./keyring.js";
+import { type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
+import { storeFromUrl } from "./stores.js";
+
+/**
+ * Options of {@link createKeyv}. Each one left out is read from the environment
+ * (see {@link readConfig}); an option given here, even `false`, wins.
+ */
+export interface CreateKeyvOptions {
+  /** Store URL, e.g. `redis://localhost:6379`. @default "sqlite://http_cache.sqlite" */
+  url?: string;
+  /** A Keyv store adapter or `Map` to sign, instead of `url`. */
+  store?: WrappableStore;
+  /** At least 32 bytes. @default process.env.SIGNED_CACHE_SECRET */
+  secret?: Secret;
+  /** Older secrets, newest first, still accepted on read. @default [] */
+  fallbacks?: readonly Secret[];
+  /** Keyv namespace: entries of other namespaces are neither read nor cleared. @default "keyv" */
+  namespace?: string;
+  /** Default time to live in ms. @default undefined (no expiry) */
+  ttl?: number;
+  /**
+   * Reads of a bad entry reject with `BadSignature` and store faults reject with `StoreError`,
+   * instead of both being a miss. Sets Keyv's `throwOnErrors`.
+   * @default false
+   */
+  strict?: boolean;
+  /** Re-sign entries read under a fallback secret. @default false */
+  resign?: boolean;
+  /** Encrypt payloads with AES-256-GCM. @default false */
+  encrypt?: boolean;
+  /** HMAC digest for new entries. @default "sha256" */
+  algorithm?: MacAlgorithm;
+  /** Called with every rejected entry's error. */
+  onInvalid?: (error: BadData) => void;
+  /** Called with every error Keyv reports: store faults such as a timeout or a backend down. */
+  onError?: (error: unknown) => void;
+  /** Bound in ms on each store call, `0` for none, so a dead store never hangs a caller. @default 1000 */
+  storeTimeout?: number;
+  /** The environment to fall back on. @default process.env */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * Builds a ready `Keyv` over a signed store: explicit options first, then `SIGNED_CACHE_*`
+ * environment variables, then defaults. `keyv.iterator()` works on every store, `Map` included.
+ *
+ * @throws {ConfigError} When no secret is set or one is under 32 bytes, when both `url` and
+ *   `store` are given, on an invalid option or environment variable, or when the store URL's
+ *   adapter package is not installed.
+ * @example
+ * ```ts
+ * import { createKeyv } from "signed-cache";
+ *
+ * const cache = createKeyv({ url: "redis://localhost:6379", namespace: "http" });
+ * await cache.set("user:42", { role: "user" }, 60_000);
+ * ```
+ */
+export function createKeyv(options: CreateKeyvOptions = {}): Keyv {
+  const config = readConfig(options.env ?? process.env);
+  if (options.url !== undefined && options.store !== undefined) {
+    throw new ConfigError("createKeyv: pass url or store, not both");
+  }
+  const namespace = options.namespace ?? config.namespace;
+  if (namespace !== undefined) checkNamespace(namespace, "namespace");
+  const ttl = options.ttl ?? config.ttl;
+  if (ttl !== undefined && !(Number.isFinite(ttl) && ttl > 0)) {
+    throw new ConfigError("ttl must be a positive number of milliseconds");
+  }
+  const strict = options.strict ?? config.strict;
+  const secret = options.secret ?? (config.secret as Secret);
+  const signing: SignedStoreOptions = {
+    fallbacks: options.fallbacks ?? config.fallbacks,
+    strict,
+    resign: options.resign ?? config.resign,
+    encrypt: options.encrypt ?? config.encrypt,
+    storeTimeout: options.storeTimeout ?? config.storeTimeout,
+    ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm }),
+    ...(options.onInvalid === undefined ? {} : { onInvalid: options.onInvalid }),
+  };
+  // Every setting is checked on a throwaway Map before a URL opens a file or a connection.
+  signedStore(new Map(), secret, signing);
+  const store = signedStore(
+    options.store ?? storeFromUrl(options.url ?? config.url),
+    secret,
+    signing,
+  );
+  const keyv = new Keyv({
+    store,
+    throwOnErrors: strict,
+    ...(namespace === undefined ? {} : { namespace }),
+    ...(ttl === undefined ? {} : { ttl }),
+  });
+  if (options.onError) keyv.on("error", options.onError);
+  // Keyv builds its iterator only for a raw Map or an adapter whose dialect it recognizes.
+  keyv.iterator ??= keyv.generateIterator(store.iterator.bind(store));
+  return keyv;
+}
