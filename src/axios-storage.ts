@@ -1,0 +1,275 @@
+import {
+  type AxiosStorage,
+  buildStorage,
+  type CacheRequestConfig,
+  type StorageValue,
+} from "axios-cache-interceptor";
+import Keyv from "keyv";
+import { BadData, ConfigError, StoreError } from "./errors.js";
+import { Keyring, type Secret } from "./keyring.js";
+import { LocalWrites, REMOVED } from "./local-writes.js";
+import { SignedStore, type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
+
+type StoredValue = Parameters<AxiosStorage["set"]>[1];
+
+/** How long a `loading` entry may outlive a request that never settled (a crashed process). */
+const LOADING_TTL_MS = 60_000;
+/** How long a write the store rejected stays visible to this process. */
+const FAILED_WRITE_GRACE_MS = 5_000;
+const SIGNING_OPTIONS = [
+  "fallbacks",
+  "strict",
+  "onInvalid",
+  "resign",
+  "encrypt",
+  "algorithm",
+  "storeTimeout",
+] as const satisfies readonly (keyof SignedStoreOptions)[];
+
+/** Options of {@link signedStorage}. */
+export interface SignedStorageOptions extends SignedStoreOptions {
+  /**
+   * Keyv namespace of the entries. Ignored when a `Keyv` is passed: its own namespace is kept.
+   * @default "keyv"
+   */
+  namespace?: string;
+  /**
+   * Called with a {@link StoreError} (its `cause` is the backend's error) whenever the store
+   * fails or times out. The request then carries on as if the entry were absent.
+   */
+  onError?: (error: StoreError) => void;
+  /**
+   * Let store faults reject the request with {@link StoreError} instead of falling back to the
+   * network. The `loading` marker written before a request is exempt: nothing was fetched yet.
+   * @default false
+   */
+  throwOnStoreError?: boolean;
+}
+
+/** An axios-cache-interceptor storage whose entries are signed envelopes in a Keyv store. */
+export interface SignedAxiosStorage extends AxiosStorage {
+  /** The signed Keyv the entries live in; read it to inspect or purge entries. */
+  readonly keyv: Keyv;
+  clear: () => Promise<void>;
+}
+
+/**
+ * Builds an axios-cache-interceptor storage over a Keyv, a Keyv store adapter or a `Map`, in
+ * which every entry is signed. For people who call axios-cache-interceptor's own `setupCache`;
+ * `setupCache` from `signed-cache/axios` builds one for you.
+ *
+ * Store faults never fail a request unless `throwOnStoreError` is set: they are reported through
+ * `onError` and the request goes to the network. A tampered entry is a miss (lax) or rejects the
+ * request with {@link BadSignature} (`strict`).
+ *
+ * @param keyvOrStore - A `Keyv` (its store gets signed unless it already is), a Keyv store adapter
+ *   or a `Map`.
+ * @param secret - At least 32 bytes.
+ * @throws {ConfigError} When the secret is too short, an option is invalid, or a `Keyv` that is
+ *   already signed uses another secret or is given signing options.
+ * @example
+ * ```ts
+ * import Axios from "axios";
+ * import { setupCache } from "axios-cache-interceptor";
+ * import KeyvRedis from "@keyv/redis";
+ * import { signedStorage } from "signed-cache/axios";
+ *
+ * const storage = signedStorage(new KeyvRedis("redis://localhost:6379"), process.env.SIGNED_CACHE_SECRET!);
+ * const axios = setupCache(Axios.create(), { storage });
+ * ```
+ */
+export function signedStorage(
+  keyvOrStore: Keyv | WrappableStore,
+  secret: Secret,
+  options: SignedStorageOptions = {},
+): SignedAxiosStorage {
+  const keyv = signedKeyv(keyvOrStore, secret, options);
+  const strict = keyv.store instanceof SignedStore && keyv.store.strict;
+  const local = new LocalWrites<StoredValue>();
+  const reported = new WeakSet<object>();
+
+  const report = (error: unknown, operation: string): StoreError => {
+    const storeError =
+      error instanceof StoreError
+        ? error
+        : new StoreError(`store ${operation} failed`, { cause: error });
+    if (typeof error === "object" && error !== null) {
+      if (reported.has(error)) return storeError;
+      reported.add(error);
+    }
+    try {
+      options.onError?.(storeError);
+    } catch {
+      // A throwing error callback must not turn a cache fault into a failed request.
+    }
+    return storeError;
+  };
+  // Faults the signed store absorbs itself (a failed delete of a bad entry, a failed re-sign)
+  // surface only as events.
+  if (keyv.store instanceof SignedStore) {
+    keyv.store.on("error", (error: unknown) => report(error, "maintenance"));
+  }
+
+  const write = async (
+    key: string,
+    value: StoredValue | typeof REMOVED,
+    run: () => Promise<unknown>,
+    operation: string,
+  ): Promise<void> => {
+    const token = local.begin(key, value);
+    let failure: unknown;
+    try {
+      // Keyv answers `false` rather than throwing when it swallows a store error.
+      if ((await run()) === false && operation === "set") {
+        failure = new StoreError("store set was not acknowledged");
+      }
+    } catch (error) {
+      failure = error;
+    }
+    if (failure === undefined) {
+      local.succeeded(key, token);
+      return;
+    }
+    const loading = value !== REMOVED && value.state === "loading";
+    local.failed(key, token, loading ? loadingTtl(undefined) : FAILED_WRITE_GRACE_MS);
+    const storeError = report(failure, operation);
+    if (options.throwOnStoreError && !loading) throw storeError;
+  };
+
+  const storage = buildStorage({
+    async find(key) {
+      const pending = local.read(key);
+      if (pending === REMOVED) return undefined;
+      if (pending !== undefined) return pending;
+      let value: unknown;
+      try {
+        value = await keyv.get(key);
+      } catch (error) {
+        if (error instanceof BadData && strict) throw error;
+        const storeError = report(error, "get");
+        if (options.throwOnStoreError) throw storeError;
+        return undefined;
+      }
+      return isStorageValue(value) ? value : undefined;
+    },
+    async set(key, value, request) {
+      const ttl = entryTtl(value, request);
+      // Already past its life: what buildStorage would delete on the next read is not written.
+      if (ttl !== undefined && ttl <= 0) {
+        await write(key, REMOVED, () => keyv.delete(key), "delete");
+        return;
+      }
+      await write(key, value, () => keyv.set(key, value, ttl), "set");
+    },
+    async remove(key) {
+      await write(key, REMOVED, () => keyv.delete(key), "delete");
+    },
+    async clear() {
+      local.clear();
+      try {
+        await keyv.clear();
+      } catch (error) {
+        const storeError = report(error, "clear");
+        if (options.throwOnStoreError) throw storeError;
+      }
+    },
+  });
+  return Object.assign(storage, { keyv }) as SignedAxiosStorage;
+}
+
+/** The signed Keyv behind a storage: the given one if already signed, otherwise a new one. */
+function signedKeyv(
+  keyvOrStore: Keyv | WrappableStore,
+  secret: Secret,
+  options: SignedStorageOptions,
+): Keyv {
+  const signing = pickSigningOptions(options);
+  if (!isKeyv(keyvOrStore)) {
+    return new Keyv({
+      store: signedStore(keyvOrStore, secret, signing),
+      namespace: options.namespace ?? "keyv",
+      // Store faults and strict-mode rejections must reach the storage, not be swallowed.
+      throwOnErrors: true,
+    });
+  }
+  const inner = keyvOrStore.store as unknown;
+  if (inner instanceof SignedStore) {
+    const current = new Keyring(secret).kids[0];
+    if (inner.kids[0] !== current) {
+      throw new ConfigError("the Keyv is already signed with a different secret");
+    }
+    const given = SIGNING_OPTIONS.filter((name) => options[name] !== undefined);
+    if (given.length > 0) {
+      throw new ConfigError(
+        `the Keyv is already signed: set ${given.join(", ")} on its signedStore instead`,
+      );
+    }
+    return keyvOrStore;
+  }
+  return new Keyv({
+    store: signedStore(inner as WrappableStore, secret, signing),
+    namespace: keyvOrStore.namespace,
+    ttl: keyvOrStore.ttl,
+    useKeyPrefix: keyvOrStore.useKeyPrefix,
+    throwOnErrors: true,
+  });
+}
+
+function pickSigningOptions(options: SignedStorageOptions): SignedStoreOptions {
+  const picked: Record<string, unknown> = {};
+  for (const name of SIGNING_OPTIONS) {
+    if (options[name] !== undefined) picked[name] = options[name];
+  }
+  return picked as SignedStoreOptions;
+}
+
+function isKeyv(value: unknown): value is Keyv {
+  return (
+    value instanceof Keyv ||
+    // Another copy of the keyv package: a Keyv also looks like a store adapter, so tell it by
+    // the hooks and serializer only Keyv itself has.
+    (typeof value === "object" &&
+      value !== null &&
+      "hooks" in value &&
+      typeof (value as { serializeData?: unknown }).serializeData === "function")
+  );
+}
+
+function isStorageValue(value: unknown): value is StorageValue {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { state?: unknown }).state === "string"
+  );
+}
+
+/**
+ * How long the store should keep an entry, in ms, or `undefined` for the Keyv's default. Entries
+ * that can still be revalidated (ETag, Last-Modified) or served stale must outlive their ttl, or
+ * the backend would evict them before axios-cache-interceptor turns them stale.
+ */
+function entryTtl(value: StoredValue, request: CacheRequestConfig | undefined): number | undefined {
+  if (value.state === "loading") return loadingTtl(request);
+  if (canRevalidate(value)) return undefined;
+  const now = Date.now();
+  if (value.state === "cached") {
+    const stale = value.staleTtl !== undefined && value.staleTtl > 0 ? value.staleTtl : 0;
+    return value.createdAt + value.ttl + stale - now;
+  }
+  return value.ttl === undefined ? undefined : value.createdAt + value.ttl - now;
+}
+
+function loadingTtl(request: CacheRequestConfig | undefined): number {
+  const timeout = request?.timeout ?? 0;
+  return Math.max(LOADING_TTL_MS, timeout);
+}
+
+function canRevalidate(value: Exclude<StoredValue, { state: "loading" }>): boolean {
+  const headers = value.data.headers as Record<string, unknown>;
+  const revalidation = value.data.meta?.revalidation;
+  return (
+    headers.etag !== undefined ||
+    headers["last-modified"] !== undefined ||
+    !!(revalidation?.etag || revalidation?.lastModified)
+  );
+}

@@ -1,0 +1,105 @@
+import type { AxiosInstance } from "axios";
+import {
+  type AxiosCacheInstance,
+  type CacheOptions,
+  setupCache as setupAxiosCache,
+} from "axios-cache-interceptor";
+import type Keyv from "keyv";
+import {
+  type SignedAxiosStorage,
+  type SignedStorageOptions,
+  signedStorage,
+} from "./axios-storage.js";
+import { ChainedWaiting, settleFollowersOnFailure } from "./axios-waiting.js";
+import { ConfigError } from "./errors.js";
+import type { Secret } from "./keyring.js";
+import type { WrappableStore } from "./store.js";
+
+/**
+ * Options of {@link setupCache}: every option of axios-cache-interceptor's `setupCache` except
+ * `storage`, plus where and how entries are signed.
+ */
+export interface SetupCacheOptions extends Omit<CacheOptions, "storage">, SignedStorageOptions {
+  /**
+   * Where entries live: a `Keyv`, a Keyv store adapter, a `Map`, or a store URL
+   * (`sqlite://…`, `redis://…`, `memory://`…).
+   * @default process.env.SIGNED_CACHE_URL, else "sqlite://http_cache.sqlite"
+   */
+  store?: Keyv | WrappableStore | string;
+  /**
+   * Not accepted: an unsigned storage would defeat the point. Use `store`, or build a signed
+   * storage with {@link signedStorage} and axios-cache-interceptor's own `setupCache`.
+   */
+  storage?: never;
+}
+
+/** The axios instance {@link setupCache} returns: axios-cache-interceptor's, with a signed storage. */
+export type SignedAxiosCacheInstance = AxiosCacheInstance & { storage: SignedAxiosStorage };
+
+/**
+ * Adds a signed HTTP cache to an axios instance: a drop-in for axios-cache-interceptor's
+ * `setupCache`, whose options all pass through unchanged, over a store in which every entry is
+ * signed. Store faults (down, slow, erroring) never fail or hang a request: they are reported
+ * through `onError` and the request goes to the network.
+ *
+ * @param axios - An axios instance (`axios.create()`), set up once.
+ * @param secret - At least 32 bytes. Default: `SIGNED_CACHE_SECRET`.
+ * @throws {ConfigError} When no secret is given or set, it is too short, an option is invalid,
+ *   or `storage` is passed.
+ * @example
+ * ```ts
+ * import Axios from "axios";
+ * import { setupCache } from "signed-cache/axios";
+ *
+ * const axios = setupCache(Axios.create(), process.env.SIGNED_CACHE_SECRET);
+ * const { data, cached } = await axios.get("https://api.example.com/users/42");
+ * ```
+ */
+export function setupCache(
+  axios: AxiosInstance,
+  secret?: Secret,
+  options: SetupCacheOptions = {},
+): SignedAxiosCacheInstance {
+  if ((options as { storage?: unknown }).storage !== undefined) {
+    throw new ConfigError(
+      "setupCache does not take `storage`: pass `store` (a Keyv, a store adapter, a Map or a URL)",
+    );
+  }
+  const { store, register, waiting, ...rest } = options;
+  const key = secret ?? process.env.SIGNED_CACHE_SECRET;
+  if (key === undefined || key === "") {
+    throw new ConfigError("no secret: pass one to setupCache or set SIGNED_CACHE_SECRET");
+  }
+  const storage = signedStorage(resolveStore(store), key, rest);
+  const instance = setupAxiosCache(axios, {
+    ...rest,
+    storage,
+    waiting: waiting ?? new ChainedWaiting(),
+    register: false,
+  }) as SignedAxiosCacheInstance;
+  const onResponse = settleFollowersOnFailure(instance, instance.responseInterceptor);
+  instance.responseInterceptor = onResponse;
+  if (register ?? true) {
+    instance.interceptors.request.use(
+      instance.requestInterceptor.onFulfilled,
+      instance.requestInterceptor.onRejected,
+    );
+    instance.interceptors.response.use(onResponse.onFulfilled, onResponse.onRejected);
+  }
+  return instance;
+}
+
+function resolveStore(store: SetupCacheOptions["store"]): Keyv | WrappableStore {
+  if (store === undefined || typeof store === "string") {
+    throw new ConfigError(
+      "store URLs are not supported yet: pass a Keyv, a store adapter or a Map",
+    );
+  }
+  return store;
+}
+
+export {
+  type SignedAxiosStorage,
+  type SignedStorageOptions,
+  signedStorage,
+} from "./axios-storage.js";

@@ -1,0 +1,246 @@
+import Axios from "axios";
+import Keyv from "keyv";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { setupCache } from "../src/axios.ts";
+import { BadSignature, ConfigError, StoreError } from "../src/errors.ts";
+import { signedStore } from "../src/store.ts";
+import { type Origin, startOrigin } from "./support/origin.ts";
+import { OLD_SECRET, OTHER_SECRET, SECRET } from "./support/secrets.ts";
+
+let origin: Origin;
+beforeAll(async () => {
+  origin = await startOrigin();
+});
+afterAll(() => origin.close());
+afterEach(() => {
+  vi.unstubAllEnvs();
+  origin.failing = false;
+});
+
+let seq = 0;
+const unique = (prefix: string) => `${prefix}/sc_axios_${++seq}`;
+
+function cached(map = new Map<string, unknown>(), options = {}) {
+  return setupCache(Axios.create({ baseURL: origin.url }), SECRET, {
+    store: map,
+    namespace: "sc_axios",
+    ...options,
+  });
+}
+
+describe("setupCache: configuration", () => {
+  it("refuses to start without a secret, naming SIGNED_CACHE_SECRET", () => {
+    vi.stubEnv("SIGNED_CACHE_SECRET", "");
+    expect(() => setupCache(Axios.create(), undefined, { store: new Map() })).toThrow(ConfigError);
+    expect(() => setupCache(Axios.create(), undefined, { store: new Map() })).toThrow(
+      /SIGNED_CACHE_SECRET/,
+    );
+  });
+
+  it("takes the secret from SIGNED_CACHE_SECRET", async () => {
+    vi.stubEnv("SIGNED_CACHE_SECRET", SECRET);
+    const map = new Map<string, unknown>();
+    const axios = setupCache(Axios.create({ baseURL: origin.url }), undefined, { store: map });
+    const path = unique("/json");
+    await axios.get(path);
+    // An entry the env secret signed verifies under the same secret given explicitly.
+    const again = setupCache(Axios.create({ baseURL: origin.url }), SECRET, { store: map });
+    expect((await again.get(path)).cached).toBe(true);
+  });
+
+  it("rejects a short secret at setup, not on first request", () => {
+    expect(() => setupCache(Axios.create(), "too-short", { store: new Map() })).toThrow(
+      ConfigError,
+    );
+  });
+
+  it("refuses its own storage option and points to store", () => {
+    const call = () =>
+      setupCache(Axios.create(), SECRET, { storage: {} } as unknown as Parameters<
+        typeof setupCache
+      >[2]);
+    expect(call).toThrow(ConfigError);
+    expect(call).toThrow(/`store`/);
+  });
+});
+
+describe("setupCache: caching over a Map", () => {
+  it("misses, then hits; what the Map holds is an envelope", async () => {
+    const map = new Map<string, unknown>();
+    const axios = cached(map);
+    const path = unique("/json");
+    const first = await axios.get(path);
+    const second = await axios.get(path);
+    expect(first.cached).toBe(false);
+    expect(second.cached).toBe(true);
+    expect(second.data).toEqual(first.data);
+    expect(origin.hits(path)).toBe(1);
+    const [stored] = [...map.values()];
+    expect(stored).toMatch(/^sc1\.hs256\./);
+  });
+
+  it("keeps per-request cache options: cache: false bypasses, override refetches", async () => {
+    const axios = cached();
+    const path = unique("/json");
+    await axios.get(path);
+    expect((await axios.get(path, { cache: false })).cached).toBe(false);
+    const overridden = await axios.get(path, { cache: { override: true } });
+    expect(overridden.cached).toBe(false);
+    expect(origin.hits(path)).toBe(3);
+  });
+
+  it("passes axios-cache-interceptor options through: methods", async () => {
+    const axios = cached(new Map(), { methods: ["get", "post"] });
+    const path = unique("/json");
+    await axios.post(path, { a: 1 });
+    expect((await axios.post(path, { a: 1 })).cached).toBe(true);
+    expect(origin.hits(path)).toBe(1);
+  });
+
+  it("does not cache POST by default, nor no-store responses", async () => {
+    const axios = cached();
+    const post = unique("/json");
+    await axios.post(post, {});
+    expect((await axios.post(post, {})).cached).toBe(false);
+    const noStore = unique("/no-store");
+    await axios.get(noStore);
+    expect((await axios.get(noStore)).cached).toBe(false);
+    expect(origin.hits(post) + origin.hits(noStore)).toBe(4);
+  });
+
+  it("sends 20 parallel GETs to the origin once", async () => {
+    const axios = cached();
+    const path = unique("/slow");
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => axios.get(`${path}?ms=50`)),
+    );
+    expect(origin.hits(path)).toBe(1);
+    expect(responses.filter((response) => response.cached)).toHaveLength(19);
+    expect(new Set(responses.map((response) => JSON.stringify(response.data))).size).toBe(1);
+  });
+
+  it("revalidates with If-None-Match and serves the 304 from cache", async () => {
+    const axios = cached();
+    const path = unique("/etag");
+    const first = await axios.get(path);
+    const before = origin.notModified();
+    const second = await axios.get(path);
+    expect(origin.requests.at(-1)?.headers["if-none-match"]).toBe('"v1"');
+    expect(origin.notModified()).toBe(before + 1);
+    expect(second.cached).toBe(true);
+    expect(second.status).toBe(200);
+    expect(second.data).toEqual(first.data);
+  });
+
+  it("revalidates with If-Modified-Since when etag is off", async () => {
+    const axios = cached(new Map(), { etag: false });
+    const path = unique("/lm");
+    const first = await axios.get(path);
+    const second = await axios.get(path);
+    expect(origin.requests.at(-1)?.headers["if-modified-since"]).toBeDefined();
+    expect(second.cached).toBe(true);
+    expect(second.data).toEqual(first.data);
+  });
+
+  it("serves the stale entry when the origin fails (staleIfError)", async () => {
+    const axios = cached();
+    const path = unique("/flaky");
+    const first = await axios.get(path);
+    origin.failing = true;
+    const second = await axios.get(path);
+    expect(second.cached).toBe(true);
+    expect(second.stale).toBe(true);
+    expect(second.data).toEqual(first.data);
+  });
+});
+
+describe("setupCache: tampered entries", () => {
+  async function plantForged(map: Map<string, unknown>, path: string) {
+    await cached(map).get(path);
+    const key = [...map.keys()][0] as string;
+    const id = key.slice("sc_axios:".length);
+    const value = await new Keyv({ store: signedStore(map, SECRET), namespace: "sc_axios" }).get(
+      id,
+    );
+    const forged = structuredClone(value) as { data: { data: { name: string } } };
+    forged.data.data.name = "forged";
+    // The attacker knows the format but not the secret, and signs with their own.
+    const scratch = new Map<string, unknown>();
+    await new Keyv({ store: signedStore(scratch, OTHER_SECRET), namespace: "sc_axios" }).set(
+      id,
+      forged,
+    );
+    map.set(key, scratch.get(key));
+    return key;
+  }
+
+  it("strict: the request rejects with BadSignature and its reason", async () => {
+    const map = new Map<string, unknown>();
+    const path = unique("/json");
+    await plantForged(map, path);
+    const strict = cached(map, { strict: true });
+    const failure = await strict.get(path).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BadSignature);
+    expect(failure).toMatchObject({
+      name: "BadSignature",
+      code: "ERR_SIGNED_CACHE_BAD_SIGNATURE",
+      reason: "unknown-key",
+    });
+  });
+
+  it("lax: the request goes to the network, gets the real data, and replaces the entry", async () => {
+    const map = new Map<string, unknown>();
+    const path = unique("/json");
+    const key = await plantForged(map, path);
+    const onInvalid = vi.fn();
+    const lax = cached(map, { onInvalid });
+    const response = await lax.get(path);
+    expect(response.cached).toBe(false);
+    expect(response.data.name).not.toBe("forged");
+    expect(onInvalid).toHaveBeenCalledWith(expect.objectContaining({ reason: "unknown-key" }));
+    expect((await lax.get(path)).cached).toBe(true);
+    expect(String(map.get(key))).not.toContain("forged");
+  });
+});
+
+describe("setupCache: key rotation", () => {
+  it("accepts entries signed with a fallback secret and re-signs them with resign", async () => {
+    const map = new Map<string, unknown>();
+    const path = unique("/json");
+    await setupCache(Axios.create({ baseURL: origin.url }), OLD_SECRET, {
+      store: map,
+      namespace: "sc_axios",
+    }).get(path);
+    const before = String([...map.values()][0]);
+    const rotated = cached(map, { fallbacks: [OLD_SECRET], resign: true });
+    expect((await rotated.get(path)).cached).toBe(true);
+    expect(String([...map.values()][0])).not.toBe(before);
+    // Once re-signed, the old secret is no longer needed.
+    expect((await cached(map).get(path)).cached).toBe(true);
+    expect(origin.hits(path)).toBe(1);
+  });
+});
+
+describe("setupCache: store faults", () => {
+  it("never fails a request when the store errors; onError hears about it", async () => {
+    const errors: StoreError[] = [];
+    // A Keyv over a store whose backend rejects every call, as a dropped connection does.
+    const broken = {
+      get: () => Promise.reject(new Error("connection reset")),
+      set: () => Promise.reject(new Error("connection reset")),
+      delete: () => Promise.reject(new Error("connection reset")),
+      clear: () => Promise.reject(new Error("connection reset")),
+      on: () => broken,
+    };
+    const axios = cached(new Map(), {
+      store: broken,
+      onError: (error: StoreError) => errors.push(error),
+    });
+    const path = unique("/json");
+    const responses = await Promise.all(Array.from({ length: 5 }, () => axios.get(path)));
+    expect(responses.every((response) => response.status === 200)).toBe(true);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors[0]).toBeInstanceOf(StoreError);
+    expect(origin.hits(path)).toBe(1);
+  });
+});
