@@ -129,7 +129,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   // biome-ignore lint/suspicious/noExplicitAny: the Keyv adapter interface returns any stored data.
   async get<Value>(key: string): Promise<any> {
-    const raw = await this.#call("get", () =>
+    const raw = await this.#fetch("get", () =>
       this.#map ? this.#map.get(key) : this.#adapter?.get(key),
     );
     const result = await this.#read(key, raw);
@@ -138,7 +138,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   // biome-ignore lint/suspicious/noExplicitAny: the Keyv adapter interface returns any stored data.
   async getMany<Value>(keys: string[]): Promise<any[]> {
-    const raws = await this.#call("getMany", () => {
+    const raws = await this.#fetch("getMany", () => {
       if (this.#map) return keys.map((key) => this.#map?.get(key));
       const adapter = this.#adapter as KeyvStoreAdapter;
       return adapter.getMany
@@ -151,7 +151,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   /** Whether a valid, unexpired entry exists; a tampered entry is not "present". */
   async has(key: string): Promise<boolean> {
-    const raw = await this.#call("has", () =>
+    const raw = await this.#fetch("has", () =>
       this.#map ? this.#map.get(key) : this.#adapter?.get(key),
     );
     return (await this.#read(key, raw)) !== MISS;
@@ -257,8 +257,9 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     }
   }
 
+  /** Closes the wrapped store's connections; bounded by `storeTimeout` like every call. */
   async disconnect(): Promise<void> {
-    await this.#adapter?.disconnect?.();
+    await this.#call("disconnect", () => this.#adapter?.disconnect?.());
   }
 
   async *#entries(namespace: string | undefined): AsyncGenerator<[string, unknown]> {
@@ -368,6 +369,16 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       return await Promise.race([this.#typed(operation, run), timedOut]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** A read: Keyv swallows read faults without an `error` event, so they are reported here. */
+  async #fetch<T>(operation: string, run: () => T | Promise<T>): Promise<T> {
+    try {
+      return await this.#call(operation, run);
+    } catch (error) {
+      if (error instanceof StoreError) this.#emitError(error);
+      throw error;
     }
   }
 

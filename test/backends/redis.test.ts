@@ -1,0 +1,122 @@
+import { createServer, type Server, type Socket } from "node:net";
+import KeyvRedis from "@keyv/redis";
+import { createClient } from "redis";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createKeyv } from "../../src/create-keyv.ts";
+import { StoreError } from "../../src/errors.ts";
+import { signedStore } from "../../src/store.ts";
+import { storeFromUrl } from "../../src/stores.ts";
+import { backendBehaviours, describeBackend, findBackend, timed } from "../support/backends.ts";
+import { keyvCompliance } from "../support/compliance.ts";
+import { SECRET } from "../support/secrets.ts";
+
+const redis = await findBackend("Redis", "REDIS_URL", "redis://127.0.0.1:6379");
+
+describeBackend(redis, "@keyv/test-suite: signedStore over @keyv/redis", () => {
+  const adapters: KeyvRedis<string>[] = [];
+  afterAll(async () => {
+    for (const adapter of adapters) await adapter.disconnect();
+  });
+  // The suite uses the namespaces keyv, keyv1 and keyv2; a separator of our own keeps its
+  // keys apart from anyone else's on the shared server.
+  keyvCompliance(
+    () => {
+      const adapter = new KeyvRedis<string>(redis.url, {
+        keyPrefixSeparator: "::sc_backends_suite::",
+      });
+      adapters.push(adapter);
+      return signedStore(adapter, SECRET);
+    },
+    { iterator: true },
+  );
+});
+
+describeBackend(redis, "signedStore over Redis, from storeFromUrl", () => {
+  const client = createClient({ url: redis.url });
+  beforeAll(async () => {
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client.close();
+  });
+
+  backendBehaviours({
+    store: () => storeFromUrl(redis.url),
+    // @keyv/redis prefixes its own `namespace::` to the key Keyv already prefixed.
+    physicalKey: (namespace, key) => `${namespace}::${namespace}:${key}`,
+    read: async (key) => (await client.get(key)) ?? undefined,
+    write: async (key, value) => {
+      await client.set(key, value);
+    },
+  });
+
+  it("hands TTLs to Redis, which evicts the key itself", async () => {
+    const cache = createKeyv({ url: redis.url, secret: SECRET, namespace: "sc_backends_px" });
+    await cache.set("k", "v", 60_000);
+    const ttl = await client.pTTL("sc_backends_px::sc_backends_px:k");
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    await cache.clear();
+    await cache.disconnect();
+  });
+});
+
+describeBackend(redis, "createKeyv over a Redis that is down or stalled", () => {
+  const sockets: Socket[] = [];
+  let closedPort = 0;
+  let stalled: Server;
+  beforeAll(async () => {
+    // A port nothing listens on: connections are refused.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    closedPort = (probe.address() as { port: number }).port;
+    await new Promise((resolve) => probe.close(resolve));
+    // A server that accepts connections and never answers: the worst case for a caller.
+    stalled = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => stalled.listen(0, "127.0.0.1", resolve));
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => stalled.close(resolve));
+  });
+
+  it("a refused connection is a quick miss, reported through onError", async () => {
+    const errors: unknown[] = [];
+    const cache = createKeyv({
+      url: `redis://127.0.0.1:${closedPort}`,
+      secret: SECRET,
+      onError: (error) => errors.push(error),
+    });
+    const { value, ms } = await timed(() => cache.get("k"));
+    expect(value).toBeUndefined();
+    expect(ms).toBeLessThan(1000);
+    expect(errors.some((error) => error instanceof StoreError)).toBe(true);
+    expect(await cache.set("k", "v")).toBe(false);
+  });
+
+  it("strict: a refused connection rejects with StoreError", async () => {
+    const cache = createKeyv({
+      url: `redis://127.0.0.1:${closedPort}`,
+      secret: SECRET,
+      strict: true,
+    });
+    await expect(cache.get("k")).rejects.toBeInstanceOf(StoreError);
+  });
+
+  it("a server that never answers is a miss after the default 1000 ms storeTimeout", async () => {
+    const port = (stalled.address() as { port: number }).port;
+    const errors: unknown[] = [];
+    const cache = createKeyv({
+      url: `redis://127.0.0.1:${port}`,
+      secret: SECRET,
+      onError: (error) => errors.push(error),
+    });
+    const { value, ms } = await timed(() => cache.get("k"));
+    expect(value).toBeUndefined();
+    expect(ms).toBeGreaterThanOrEqual(990);
+    expect(ms).toBeLessThan(2500);
+    expect(errors).toContainEqual(expect.objectContaining({ name: "StoreError" }));
+    // Even closing the connection is bounded: QUIT is never answered either.
+    await expect(cache.disconnect()).rejects.toBeInstanceOf(StoreError);
+  });
+});
