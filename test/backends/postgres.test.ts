@@ -1,0 +1,93 @@
+import { createServer } from "node:net";
+import pg from "pg";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createKeyv } from "../../src/create-keyv.ts";
+import { StoreError } from "../../src/errors.ts";
+import { signedStore } from "../../src/store.ts";
+import { storeFromUrl } from "../../src/stores.ts";
+import { backendBehaviours, describeBackend, findBackend, timed } from "../support/backends.ts";
+import { keyvCompliance } from "../support/compliance.ts";
+import { SECRET } from "../support/secrets.ts";
+
+const postgres = await findBackend(
+  "PostgreSQL",
+  "POSTGRES_URL",
+  "postgres://postgres@127.0.0.1:5432/test",
+);
+const SUITE_TABLE = "sc_backends_pg_suite";
+const TABLE = "sc_backends_pg";
+const SCHEMA = "sc_backends_pg_schema";
+
+function withParams(params: string): string {
+  return `${postgres.url}${postgres.url.includes("?") ? "&" : "?"}${params}`;
+}
+
+describeBackend(postgres, "PostgreSQL", () => {
+  const client = new pg.Client({ connectionString: postgres.url });
+  beforeAll(async () => {
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client.query(`DROP TABLE IF EXISTS ${SUITE_TABLE}, ${TABLE}`);
+    await client.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
+    await client.end();
+  });
+
+  describeBackend(postgres, "@keyv/test-suite: signedStore over @keyv/postgres", () => {
+    keyvCompliance(() => signedStore(storeFromUrl(withParams(`table=${SUITE_TABLE}`)), SECRET), {
+      iterator: true,
+    });
+  });
+
+  describeBackend(postgres, "signedStore over PostgreSQL, from storeFromUrl", () => {
+    backendBehaviours({
+      store: () => storeFromUrl(withParams(`table=${TABLE}`)),
+      physicalKey: (namespace, key) => `${namespace}:${key}`,
+      read: async (key) => {
+        const { rows } = await client.query(`SELECT value FROM ${TABLE} WHERE key = $1`, [key]);
+        return rows[0]?.value;
+      },
+      write: async (key, value) => {
+        await client.query(
+          `INSERT INTO ${TABLE} (key, value) VALUES ($1, $2)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+          [key, value],
+        );
+      },
+    });
+  });
+
+  describeBackend(postgres, "storeFromUrl options and faults", () => {
+    it("?schema= and ?table= choose where entries live", async () => {
+      const cache = createKeyv({
+        url: withParams(`schema=${SCHEMA}&table=${TABLE}`),
+        secret: SECRET,
+        namespace: "sc_backends_schema",
+      });
+      await cache.set("k", "in the schema");
+      const { rows } = await client.query(`SELECT value FROM ${SCHEMA}.${TABLE} WHERE key = $1`, [
+        "sc_backends_schema:k",
+      ]);
+      expect(rows[0]?.value).toMatch(/^sc1\..*in the schema/);
+      expect(await cache.get("k")).toBe("in the schema");
+      await cache.disconnect();
+    });
+
+    it("a server that refuses connections is a quick miss; strict rejects with StoreError", async () => {
+      const probe = createServer();
+      await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+      const { port } = probe.address() as { port: number };
+      await new Promise((resolve) => probe.close(resolve));
+      const url = `postgres://postgres@127.0.0.1:${port}/test?table=${TABLE}`;
+      const errors: unknown[] = [];
+      const lax = createKeyv({ url, secret: SECRET, onError: (error) => errors.push(error) });
+      const { value, ms } = await timed(() => lax.get("k"));
+      expect(value).toBeUndefined();
+      expect(ms).toBeLessThan(1100);
+      expect(errors.some((error) => error instanceof StoreError)).toBe(true);
+      const strict = createKeyv({ url, secret: SECRET, strict: true });
+      await expect(strict.get("k")).rejects.toBeInstanceOf(StoreError);
+      await strict.disconnect();
+    });
+  });
+});
