@@ -1,0 +1,26 @@
+/** Bench inputs: sizes and a deterministic, JSON-like ASCII text of an exact length. */
+
+/** Value sizes every section measures, in bytes. */
+export const SIZES = [1024, 64 * 1024, 1024 * 1024] as const;
+
+/** `1 KB`, `64 KB`, `1 MB`. */
+export function sizeLabel(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MB` : `${bytes / 1024} KB`;
+}
+
+/**
+ * A response-body-like text of exactly `bytes` characters (all ASCII, so also `bytes` bytes):
+ * a JSON array of records, cut to length. Deterministic, so runs compare.
+ */
+export function jsonText(bytes: number): string {
+  const parts: string[] = [];
+  let length = 1;
+  let seed = 0x2545f491;
+  for (let id = 0; length < bytes; id++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const record = `{"id":${id},"name":"user-${seed.toString(36)}","score":${seed % 1000},"tags":["a","b"]},`;
+    parts.push(record);
+    length += record.length;
+  }
+  return `[${parts.join("")}`.slice(0, bytes - 1) + "]";
+}

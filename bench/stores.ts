@@ -1,0 +1,166 @@
+/**
+ * Signed against unsigned Keyv on real backends: the same adapter class, the same table or
+ * database, the same value, one Keyv over the plain adapter and one over `signedStore(adapter)`.
+ */
+import { createHmac, createSecretKey, randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Keyv from "keyv";
+import { DEFAULT_MAC_ALGORITHM, generateSecret, signedStore, storeFromUrl } from "../src/index.ts";
+import { jsonText } from "./payload.ts";
+import { interleave, median, pairedMedian, pairedSpread, type TimingPlan } from "./timing.ts";
+
+/** Where each server is expected; override with the environment. */
+export const SERVERS = {
+  redis: process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379",
+  postgres: process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+  mysql: process.env.BENCH_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test",
+} as const;
+
+/** Table the SQL backends use, so the bench never touches another table's rows. */
+const TABLE = "signed_cache_bench";
+
+/** One backend × size × operation. All times are medians in ns per operation. */
+export interface StoreRow {
+  readonly backend: string;
+  readonly bytes: number;
+  readonly op: "get" | "set";
+  readonly unsigned: number;
+  readonly signed: number;
+  /** Median over rounds of (signed − unsigned), paired round by round. */
+  readonly added: number;
+  /** Median absolute deviation of those paired differences: how noisy `added` is. */
+  readonly addedSpread: number;
+  /** Raw HMAC of the serialized value as the store receives it, same digest, same run. */
+  readonly floor: number;
+  readonly rounds: number;
+}
+
+interface Backend {
+  readonly name: string;
+  /** Host and port to probe before connecting; undefined for in-process stores. */
+  readonly probe?: URL;
+  /** The store URL, as users pass it to `storeFromUrl` / `createKeyv`. */
+  readonly url: string;
+}
+
+const sqliteFile = join(tmpdir(), `signed-cache-bench-${process.pid}.sqlite`);
+
+/** Every backend the bench knows, in the order it reports them. */
+export const BACKENDS: readonly Backend[] = [
+  { name: "memory", url: "memory://" },
+  { name: "sqlite", url: `sqlite://${sqliteFile}?table=${TABLE}` },
+  { name: "redis", url: SERVERS.redis, probe: new URL(SERVERS.redis) },
+  { name: "postgres", url: `${SERVERS.postgres}?table=${TABLE}`, probe: new URL(SERVERS.postgres) },
+  { name: "mysql", url: `${SERVERS.mysql}?table=${TABLE}`, probe: new URL(SERVERS.mysql) },
+];
+
+/** Whether a TCP port answers within `ms`. */
+export function reachable(url: URL, ms = 1000): Promise<boolean> {
+  const port =
+    Number(url.port) || { "redis:": 6379, "postgres:": 5432, "mysql:": 3306 }[url.protocol] || 0;
+  return new Promise((resolve) => {
+    const socket = connect({ host: url.hostname, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(ms, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/** Measures get-hit and set, signed against unsigned, for one backend at every size. */
+export async function benchBackend(
+  backend: Backend,
+  sizes: readonly number[],
+  plan: TimingPlan,
+  progress: (line: string) => void,
+): Promise<StoreRow[]> {
+  // Two adapters of the same kind over the same place: one stays plain, one gets signed.
+  const plain = await storeFromUrl(backend.url);
+  const inner = await storeFromUrl(backend.url);
+  const namespace = `scbench${process.pid}`;
+  const unsigned = new Keyv({ store: plain, namespace, throwOnErrors: true });
+  const signed = new Keyv({
+    store: signedStore(inner, generateSecret()),
+    namespace: `${namespace}s`,
+    throwOnErrors: true,
+  });
+  const floorKey = createSecretKey(randomBytes(32));
+  const rows: StoreRow[] = [];
+  try {
+    for (const bytes of sizes) {
+      const value = jsonText(bytes);
+      const serialize = async () =>
+        String(await unsigned.serializeData({ value, expires: undefined }));
+      const mac = (text: string) =>
+        createHmac(DEFAULT_MAC_ALGORITHM, floorKey).update(text, "utf8").digest("base64url");
+      // The floor MACs the string as the store is handed it, with the digest signing uses. A read
+      // gets a flat string from the backend. A write gets JSON.stringify's fresh output, which V8
+      // keeps as a rope of parts until something reads its characters: whoever touches it first
+      // (the MAC, or an unsigned backend encoding it) pays for joining it, so the floor does too.
+      const stored = await serialize();
+      mac(stored);
+      const fresh: string[] = [];
+      await unsigned.set("hit", value);
+      await signed.set("hit", value);
+      if ((await signed.get("hit")) !== value || (await unsigned.get("hit")) !== value) {
+        throw new Error(`${backend.name}: a value did not round-trip`);
+      }
+      for (const op of ["get", "set"] as const) {
+        const run = (keyv: Keyv) =>
+          op === "get" ? () => keyv.get("hit") : () => keyv.set("written", value);
+        const times = await interleave(
+          [
+            { name: "unsigned", run: run(unsigned) },
+            { name: "signed", run: run(signed) },
+            op === "get"
+              ? { name: "floor", run: () => mac(stored) }
+              : {
+                  name: "floor",
+                  prepare: async (ops: number) => {
+                    fresh.length = 0;
+                    for (let i = 0; i < ops; i++) fresh.push(await serialize());
+                  },
+                  run: () => mac(fresh.pop() as string),
+                },
+          ],
+          plan,
+        );
+        const u = times.unsigned ?? [];
+        const s = times.signed ?? [];
+        rows.push({
+          backend: backend.name,
+          bytes,
+          op,
+          unsigned: median(u),
+          signed: median(s),
+          added: pairedMedian(s, u),
+          addedSpread: pairedSpread(s, u),
+          floor: median(times.floor ?? []),
+          rounds: u.length,
+        });
+        progress(`${backend.name} ${op} ${bytes} B`);
+      }
+    }
+  } finally {
+    await Promise.allSettled([
+      unsigned.delete(["hit", "written"]),
+      signed.delete(["hit", "written"]),
+    ]);
+    // Some adapters share one pool per URL, so the second disconnect may find it closed.
+    for (const store of [plain, inner]) {
+      if (!(store instanceof Map)) await store.disconnect?.().catch(() => {});
+    }
+    if (backend.name === "sqlite") {
+      for (const suffix of ["", "-journal", "-wal", "-shm"]) {
+        rmSync(sqliteFile + suffix, { force: true });
+      }
+    }
+  }
+  return rows;
+}
