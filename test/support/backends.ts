@@ -170,7 +170,8 @@ export function backendBehaviours(raw: RawAccess): void {
     for (const [mine] of pairs) {
       const listed: string[] = [];
       const cache = caches.get(mine) as Keyv;
-      for await (const [key] of cache.iterator?.() ?? []) listed.push(String(key));
+      expect(cache.iterator).toBeTypeOf("function");
+      for await (const [key] of cache.iterator?.(undefined) ?? []) listed.push(String(key));
       expect(listed.sort()).toEqual([`only-${mine}`, "shared"].sort());
       await cache.clear();
     }
