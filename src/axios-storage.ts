@@ -5,6 +5,7 @@ import {
   type StorageValue,
 } from "axios-cache-interceptor";
 import Keyv from "keyv";
+import { DEFAULT_STORE_TIMEOUT } from "./config.js";
 import { BadData, ConfigError, StoreError } from "./errors.js";
 import { Keyring, type Secret } from "./keyring.js";
 import { LocalWrites, REMOVED } from "./local-writes.js";
@@ -59,7 +60,8 @@ export interface SignedAxiosStorage extends AxiosStorage {
  * `setupCache` from `signed-cache/axios` builds one for you.
  *
  * Store faults never fail a request unless `throwOnStoreError` is set: they are reported through
- * `onError` and the request goes to the network. A tampered entry is a miss (lax) or rejects the
+ * `onError` and the request goes to the network. Every store call is bounded by `storeTimeout`
+ * (default 1000 ms) unless the given `Keyv` is already signed, which keeps its own setting. A tampered entry is a miss (lax) or rejects the
  * request with {@link BadSignature} (`strict`).
  *
  * @param keyvOrStore - A `Keyv` (its store gets signed unless it already is), a Keyv store adapter
@@ -89,10 +91,11 @@ export function signedStorage(
   const reported = new WeakSet<object>();
 
   const report = (error: unknown, operation: string): StoreError => {
+    const reason = error instanceof Error ? error.message : String(error);
     const storeError =
       error instanceof StoreError
         ? error
-        : new StoreError(`store ${operation} failed`, { cause: error });
+        : new StoreError(`store ${operation} failed: ${reason}`, { cause: error });
     if (typeof error === "object" && error !== null) {
       if (reported.has(error)) return storeError;
       reported.add(error);
@@ -104,10 +107,14 @@ export function signedStorage(
     }
     return storeError;
   };
-  // Faults the signed store absorbs itself (a failed delete of a bad entry, a failed re-sign)
-  // surface only as events.
+  // Connection errors, and faults the signed store absorbs itself (a failed delete of a bad
+  // entry, a failed re-sign), surface only as events.
+  let faultEvents = 0;
   if (keyv.store instanceof SignedStore) {
-    keyv.store.on("error", (error: unknown) => report(error, "maintenance"));
+    keyv.store.on("error", (error: unknown) => {
+      faultEvents++;
+      report(error, "connection");
+    });
   }
 
   const write = async (
@@ -117,6 +124,7 @@ export function signedStorage(
     operation: string,
   ): Promise<void> => {
     const token = local.begin(key, value);
+    const faultsBefore = faultEvents;
     let failure: unknown;
     try {
       // Keyv answers `false` rather than throwing when it swallows a store error.
@@ -125,6 +133,13 @@ export function signedStorage(
       }
     } catch (error) {
       failure = error;
+    }
+    // Some adapters (@keyv/redis by default) swallow a failed call and only emit an event: a
+    // fault during this write may have been this write's, so it is not trusted to have landed.
+    if (failure === undefined && faultEvents !== faultsBefore) {
+      failure = new StoreError(
+        `store ${operation} may not have landed: the store reported a fault`,
+      );
     }
     if (failure === undefined) {
       local.succeeded(key, token);
@@ -183,7 +198,8 @@ function signedKeyv(
   secret: Secret,
   options: SignedStorageOptions,
 ): Keyv {
-  const signing = pickSigningOptions(options);
+  // Like createKeyv, bound every store call by default: a dead store must not hang a request.
+  const signing = { storeTimeout: DEFAULT_STORE_TIMEOUT, ...signingOptions(options) };
   if (!isKeyv(keyvOrStore)) {
     return new Keyv({
       store: signedStore(keyvOrStore, secret, signing),
@@ -215,7 +231,8 @@ function signedKeyv(
   });
 }
 
-function pickSigningOptions(options: SignedStorageOptions): SignedStoreOptions {
+/** The options of `options` that configure signing, for {@link signedStore}. */
+export function signingOptions(options: SignedStorageOptions): SignedStoreOptions {
   const picked: Record<string, unknown> = {};
   for (const name of SIGNING_OPTIONS) {
     if (options[name] !== undefined) picked[name] = options[name];
@@ -223,7 +240,8 @@ function pickSigningOptions(options: SignedStorageOptions): SignedStoreOptions {
   return picked as SignedStoreOptions;
 }
 
-function isKeyv(value: unknown): value is Keyv {
+/** Whether `value` is a Keyv, as opposed to a store adapter (which a Keyv also resembles). */
+export function isKeyv(value: unknown): value is Keyv {
   return (
     value instanceof Keyv ||
     // Another copy of the keyv package: a Keyv also looks like a store adapter, so tell it by

@@ -6,11 +6,15 @@ import {
 } from "axios-cache-interceptor";
 import type Keyv from "keyv";
 import {
+  isKeyv,
   type SignedAxiosStorage,
   type SignedStorageOptions,
   signedStorage,
+  signingOptions,
 } from "./axios-storage.js";
 import { ChainedWaiting, settleFollowersOnFailure } from "./axios-waiting.js";
+import { readConfig } from "./config.js";
+import { createKeyv } from "./create-keyv.js";
 import { ConfigError } from "./errors.js";
 import type { Secret } from "./keyring.js";
 import type { WrappableStore } from "./store.js";
@@ -65,12 +69,20 @@ export function setupCache(
       "setupCache does not take `storage`: pass `store` (a Keyv, a store adapter, a Map or a URL)",
     );
   }
-  const { store, register, waiting, ...rest } = options;
-  const key = secret ?? process.env.SIGNED_CACHE_SECRET;
-  if (key === undefined || key === "") {
+  const { store, register, waiting, onError, throwOnStoreError, ...rest } = options;
+  const key = secret === undefined || secret === "" ? readConfig().secret : secret;
+  if (key === undefined) {
     throw new ConfigError("no secret: pass one to setupCache or set SIGNED_CACHE_SECRET");
   }
-  const storage = signedStorage(resolveStore(store), key, rest);
+  const faults = {
+    ...(onError === undefined ? {} : { onError }),
+    ...(throwOnStoreError === undefined ? {} : { throwOnStoreError }),
+  };
+  // A Keyv is signed (or checked) by signedStorage; anything else is opened by createKeyv, which
+  // also reads the SIGNED_CACHE_* environment for whatever is not given here.
+  const storage = isKeyv(store)
+    ? signedStorage(store, key, { ...signingOptions(rest), ...faults })
+    : signedStorage(openKeyv(store as string | WrappableStore | undefined, key, rest), key, faults);
   const instance = setupAxiosCache(axios, {
     ...rest,
     storage,
@@ -89,13 +101,20 @@ export function setupCache(
   return instance;
 }
 
-function resolveStore(store: SetupCacheOptions["store"]): Keyv | WrappableStore {
-  if (store === undefined || typeof store === "string") {
-    throw new ConfigError(
-      "store URLs are not supported yet: pass a Keyv, a store adapter or a Map",
-    );
-  }
-  return store;
+function openKeyv(
+  store: string | WrappableStore | undefined,
+  secret: Secret,
+  options: SignedStorageOptions,
+): Keyv {
+  const keyv = createKeyv({
+    ...(typeof store === "string" ? { url: store } : store === undefined ? {} : { store }),
+    secret,
+    ...signingOptions(options),
+    ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+  });
+  // The storage decides what a store fault does to a request, so it must see every one.
+  keyv.throwOnErrors = true;
+  return keyv;
 }
 
 export {

@@ -16,7 +16,8 @@ export interface SeenRequest {
  * - `GET /lm/<name>`     `Last-Modified`, `max-age=0`; 304 on `If-Modified-Since`
  * - `GET /no-store/<n>`  `Cache-Control: no-store`
  * - `GET /flaky/<name>`  like `/etag`, but 500 while `origin.failing` is true
- * - `GET /gate/<name>`   answers only once `origin.open(path)` is called
+ * - `GET /gate/<name>`   the first request answers only once `origin.open(path)` is called;
+ *                        later ones answer at once
  * - `GET /slow/<name>`   answers after `?ms=` milliseconds
  * - `POST /json/<name>`  200 JSON, never cacheable by default
  */
@@ -100,7 +101,7 @@ export async function startOrigin(): Promise<Origin> {
     if (route === "gate") {
       const entry = gate(path);
       const reply = () => json(res, 200, { name, hit }, { "cache-control": "max-age=60" });
-      if (entry.opened) return reply();
+      if (entry.opened || hit > 1) return reply();
       entry.waiting.push(reply);
       for (const notify of arrivals.get(path) ?? []) notify();
       arrivals.delete(path);
