@@ -182,20 +182,20 @@ function parseEnvelope(stored: unknown, key: string | undefined): ParsedHeader {
     }
     throw new BadSignature("unsigned", "entry is a plain string, not a signed envelope", { key });
   }
-  const malformed = (what: string) =>
-    new BadSignature("malformed", `malformed envelope: ${what}`, { key });
-
   // Only the bounded header is scanned, so a huge malformed entry costs no more than a small one.
+  // (A slice of a flat string is a view, not a copy.) Fields are found without an array.
   const head = stored.slice(0, MAX_HEADER_CHARS + 1);
-  const fields: string[] = [];
-  let start = ENVELOPE_PREFIX.length;
-  for (let i = 0; i < 5; i++) {
-    const dot = head.indexOf(".", start);
-    if (dot === -1) throw malformed("truncated header");
-    fields.push(head.slice(start, dot));
-    start = dot + 1;
-  }
-  const [algId, kid, exp, kind, tag] = fields as [string, string, string, string, string];
+  const algEnd = fieldEnd(head, ENVELOPE_PREFIX.length, key);
+  const kidEnd = fieldEnd(head, algEnd + 1, key);
+  const expEnd = fieldEnd(head, kidEnd + 1, key);
+  const kindEnd = fieldEnd(head, expEnd + 1, key);
+  const tagEnd = fieldEnd(head, kindEnd + 1, key);
+  const algId = head.slice(ENVELOPE_PREFIX.length, algEnd);
+  const kid = head.slice(algEnd + 1, kidEnd);
+  const exp = head.slice(kidEnd + 1, expEnd);
+  const kind = head.slice(expEnd + 1, kindEnd);
+  const tag = head.slice(kindEnd + 1, tagEnd);
+  const start = tagEnd + 1;
 
   const spec = SPEC_BY_ID.get(algId);
   if (spec === undefined) {
@@ -205,20 +205,34 @@ function parseEnvelope(stored: unknown, key: string | undefined): ParsedHeader {
       { key },
     );
   }
-  if (!KID_PATTERN.test(kid)) throw malformed("key id");
-  if (!EXP_PATTERN.test(exp) || Number(exp) > Number.MAX_SAFE_INTEGER) throw malformed("expiry");
-  if (kind !== "s" && kind !== "v") throw malformed("payload kind");
-  if (tag.length !== spec.tagChars || !BASE64URL_PATTERN.test(tag)) throw malformed("tag");
+  if (!KID_PATTERN.test(kid)) throw malformed(key, "key id");
+  if (!EXP_PATTERN.test(exp) || Number(exp) > Number.MAX_SAFE_INTEGER)
+    throw malformed(key, "expiry");
+  if (kind !== "s" && kind !== "v") throw malformed(key, "payload kind");
+  if (tag.length !== spec.tagChars || !BASE64URL_PATTERN.test(tag)) throw malformed(key, "tag");
 
   const body = stored.slice(start);
   // Bodies that are bytes must be canonical base64url, so that no two texts decode alike.
   const bodyIsText = kind === "s" && spec.kind === "hmac";
   if (bodyIsText ? !body.isWellFormed() : !BASE64URL_PATTERN.test(body) || body.length % 4 === 1) {
-    throw malformed("body encoding");
+    throw malformed(key, "body encoding");
   }
   const expiresAt = exp === "0" ? undefined : Number(exp);
   const header = stored.slice(0, start - tag.length - 1);
   return { spec, kid, expiresAt, kind, header, tag, body };
+}
+
+/** Where the header field starting at `from` ends: the index of its closing dot. */
+function fieldEnd(head: string, from: number, key: string | undefined): number {
+  const dot = head.indexOf(".", from);
+  if (dot === -1) throw malformed(key, "truncated header");
+  return dot;
+}
+
+// A plain function rather than a closure made on every read: the read path allocates nothing
+// it does not return.
+function malformed(key: string | undefined, what: string): BadSignature {
+  return new BadSignature("malformed", `malformed envelope: ${what}`, { key });
 }
 
 function verifyMac(
