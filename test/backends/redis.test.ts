@@ -15,6 +15,12 @@ const redis = await findBackend("Redis", "REDIS_URL", "redis://127.0.0.1:6379");
 describeBackend(redis, "@keyv/test-suite: signedStore over @keyv/redis", () => {
   const adapters: KeyvRedis<string>[] = [];
   afterAll(async () => {
+    // The suite leaves a few entries behind; remove everything under our separator.
+    const client = await createClient({ url: redis.url }).connect();
+    for await (const keys of client.scanIterator({ MATCH: "*::sc_backends_suite::*" })) {
+      if (keys.length > 0) await client.del(keys);
+    }
+    await client.close();
     for (const adapter of adapters) await adapter.disconnect();
   });
   // The suite uses the namespaces keyv, keyv1 and keyv2; a separator of our own keeps its
