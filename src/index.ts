@@ -17,5 +17,11 @@ export {
   StoreError,
 } from "./errors.js";
 export { generateSecret, Keyring, KeyringEntry, MIN_SECRET_BYTES, type Secret } from "./keyring.js";
-export { SignedStore, type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
+export {
+  type EntryAudit,
+  SignedStore,
+  type SignedStoreOptions,
+  signedStore,
+  type WrappableStore,
+} from "./store.js";
 export { DEFAULT_STORE_URL, STORE_SCHEMES, storeFromUrl } from "./stores.js";

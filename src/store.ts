@@ -2,7 +2,14 @@ import { EventEmitter } from "node:events";
 import type { KeyvStoreAdapter } from "keyv";
 import { DEFAULT_MAC_ALGORITHM, isMacAlgorithm, type MacAlgorithm } from "./algorithms.js";
 import { type OpenedEnvelope, openEnvelope, sealEnvelope } from "./envelope.js";
-import { BadData, ConfigError, SignedCacheError, StoreError } from "./errors.js";
+import {
+  BadData,
+  BadSignature,
+  type BadSignatureReason,
+  ConfigError,
+  SignedCacheError,
+  StoreError,
+} from "./errors.js";
 import { Keyring, type Secret } from "./keyring.js";
 
 /** Anything `signedStore` can wrap: a Keyv store adapter or a plain `Map`. */
@@ -32,6 +39,22 @@ export interface SignedStoreOptions {
    * @default undefined
    */
   storeTimeout?: number;
+}
+
+/** What {@link SignedStore.audit} found for one stored entry. */
+export interface EntryAudit {
+  /** The key as stored, namespace prefix included. */
+  key: string;
+  /** `fallback`: valid, but signed by an older secret. */
+  status: "valid" | "fallback" | "expired" | "invalid";
+  /** Why an invalid entry failed: a {@link BadSignatureReason}, or `payload` for BadPayload. */
+  reason?: BadSignatureReason | "payload";
+  /** Key id of the secret that signed a verified entry. */
+  kid?: string;
+  /** Length of the stored text in characters (0 for non-string values). */
+  size: number;
+  /** What the audit did to it, when asked to act. */
+  action?: "resigned" | "deleted";
 }
 
 type SetEntry = { key: string; value: unknown; ttl?: number };
@@ -254,6 +277,69 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       }
     } finally {
       for (const key of doomed) await this.#deleteQuietly(key);
+    }
+  }
+
+  /**
+   * Walks every stored entry of a namespace and classifies it, for audits and maintenance
+   * (`signed-cache verify`, `resign`, `purge`). Values are verified but never returned. Nothing
+   * changes unless asked: `resign` rewrites fallback-signed entries under the current secret
+   * (keeping their expiry), `purge` deletes invalid and expired ones once the walk is over.
+   * `onInvalid` is not called: the audit itself is the report.
+   */
+  async *audit(
+    namespace: string | undefined = this.#namespace,
+    actions: { resign?: boolean; purge?: boolean } = {},
+  ): AsyncGenerator<EntryAudit, void> {
+    const doomed: string[] = [];
+    try {
+      for await (const [key, raw] of this.#entries(namespace)) {
+        const { report, opened } = this.#classify(key, raw, namespace);
+        if (report.status === "invalid" || report.status === "expired") {
+          if (actions.purge) {
+            doomed.push(key);
+            report.action = "deleted";
+          }
+        } else if (opened && report.status === "fallback" && actions.resign) {
+          const envelope = sealEnvelope(this.#keyring, key, opened.value, opened.expiresAt, {
+            namespace,
+            algorithm: this.#algorithm,
+            encrypt: this.#encrypt,
+          });
+          const ttl =
+            opened.expiresAt === undefined ? undefined : Math.max(1, opened.expiresAt - Date.now());
+          await this.#call("set", () => this.#write(key, envelope, ttl));
+          report.action = "resigned";
+        }
+        yield report;
+      }
+    } finally {
+      for (let start = 0; start < doomed.length; start += CLEAR_BATCH) {
+        const batch = doomed.slice(start, start + CLEAR_BATCH);
+        await this.#call("deleteMany", () =>
+          this.#map
+            ? batch.forEach((key) => this.#map?.delete(key))
+            : this.#deleteKeys(this.#adapter as KeyvStoreAdapter, batch),
+        );
+      }
+    }
+  }
+
+  #classify(
+    key: string,
+    raw: unknown,
+    namespace: string | undefined,
+  ): { report: EntryAudit; opened?: OpenedEnvelope } {
+    const size = typeof raw === "string" ? raw.length : 0;
+    try {
+      const opened = openEnvelope(this.#keyring, key, raw, namespace);
+      const expired = opened.expiresAt !== undefined && Date.now() > opened.expiresAt;
+      const status = expired ? "expired" : opened.current ? "valid" : "fallback";
+      return { report: { key, status, kid: opened.kid, size }, opened };
+    } catch (error) {
+      if (!(error instanceof BadData)) throw error;
+      const reason = error instanceof BadSignature ? error.reason : "payload";
+      return { report: { key, status: "invalid", reason, size } };
     }
   }
 
