@@ -1,68 +1,91 @@
 /**
- * npm run demo — a signed Keyv cache on a local SQLite file: a hit, then an entry planted with
- * another key, rejected in lax mode (a miss) and in strict mode (BadSignature).
+ * npm run demo — a signed HTTP cache for axios on a local SQLite file, end to end: a miss and a
+ * hit, the envelope the store holds, then an entry planted with another key, caught in lax mode
+ * (refetched) and in strict mode (BadSignature).
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import KeyvSqlite from "@keyv/sqlite";
-import Keyv from "keyv";
+import Axios from "axios";
 import pc from "picocolors";
-import { BadSignature, generateSecret, signedStore } from "signed-cache";
+import { BadSignature, generateSecret, type SignedStore } from "signed-cache";
+import { type SignedAxiosCacheInstance, setupCache } from "signed-cache/axios";
+import { startLocalApi } from "./local-api.ts";
 
-const URL_KEY = "GET https://api.example/users/42";
 const secret = process.env.SIGNED_CACHE_SECRET ?? generateSecret();
-const file = join(mkdtempSync(join(tmpdir(), "signed-cache-demo-")), "http_cache.sqlite");
+const dir = mkdtempSync(join(tmpdir(), "signed-cache-demo-"));
+const store = `sqlite://${join(dir, "http_cache.sqlite")}`;
+const namespace = "demo";
+const api = await startLocalApi();
+const opened: SignedAxiosCacheInstance[] = [];
+
 const step = (text: string) => console.log(`\n${pc.bold(pc.cyan("▸"))} ${pc.bold(text)}`);
+const ms = (started: number) => pc.dim(`${(performance.now() - started).toFixed(1)} ms`);
 
-const backend = new KeyvSqlite(`sqlite://${file}`);
-const cache = new Keyv({ store: signedStore(backend, secret), namespace: "demo" });
-
-step(`Cache a response in ${pc.dim(file)}`);
-await cache.set(URL_KEY, { status: 200, data: { id: 42, role: "user" } });
-const started = performance.now();
-const hit = await cache.get(URL_KEY);
-console.log(`  cache hit in ${(performance.now() - started).toFixed(2)} ms:`, hit);
-
-const stored = String(await backend.get(`demo:${URL_KEY}`));
-step("What the store holds: a signed envelope");
-console.log(`  ${pc.dim(`${stored.slice(0, 96)}…`)}`);
-
-step("Someone with write access plants an entry signed with another key");
-const forged = new Map<string, unknown>();
-await new Keyv({ store: signedStore(forged, generateSecret()), namespace: "demo" }).set(URL_KEY, {
-  status: 200,
-  data: { id: 42, role: "admin" },
-});
-const planted = String(forged.get(`demo:${URL_KEY}`));
-await backend.set(`demo:${URL_KEY}`, planted);
-console.log(`  ${pc.dim(`${planted.slice(0, 96)}…`)}`);
-
-step("Strict read: rejected with BadSignature");
-const strict = new Keyv({
-  store: signedStore(new KeyvSqlite(`sqlite://${file}`), secret, { strict: true }),
-  namespace: "demo",
-  throwOnErrors: true,
-});
-try {
-  await strict.get(URL_KEY);
-  console.log(pc.red("  accepted — this must never happen"));
-  process.exitCode = 1;
-} catch (error) {
-  if (!(error instanceof BadSignature)) throw error;
-  console.log(
-    `  ${pc.red(error.name)} ${pc.dim(`(${error.code}, reason: ${error.reason})`)}: ${error.message}`,
-  );
+function client(key: string, options: Parameters<typeof setupCache>[2] = {}) {
+  const axios = setupCache(Axios.create({ baseURL: api.url }), key, {
+    store,
+    namespace,
+    ...options,
+  });
+  opened.push(axios);
+  return axios;
 }
 
-step("Lax read (the default): a miss, the planted entry deleted, onInvalid told");
-const lax = new Keyv({
-  store: signedStore(new KeyvSqlite(`sqlite://${file}`), secret, {
+/** What someone with write access to the store, but not the secret, can do. */
+async function plantForgery(id: string) {
+  const attacker = client(generateSecret());
+  await attacker.storage.set(id, {
+    state: "cached",
+    ttl: 60_000,
+    createdAt: Date.now(),
+    data: {
+      status: 200,
+      statusText: "OK",
+      headers: { "content-type": "application/json" },
+      data: { id: 42, name: "user 42", role: "admin" },
+    },
+  });
+}
+
+try {
+  step(`GET /users/42 twice, cached in ${pc.dim(store)}`);
+  const axios = client(secret);
+  let started = performance.now();
+  const miss = await axios.get("/users/42");
+  console.log(`  1st: ${pc.yellow("miss")} → origin  ${ms(started)}`, miss.data);
+  started = performance.now();
+  const hit = await axios.get("/users/42");
+  console.log(`  2nd: ${pc.green("hit")}  → cache   ${ms(started)}`, hit.data);
+
+  step("What the store holds: a signed envelope");
+  const backend = (axios.storage.keyv.store as SignedStore).backend as Map<string, unknown>;
+  const envelope = String(await backend.get(`${namespace}:${hit.id}`));
+  console.log(`  ${pc.dim(`${envelope.slice(0, 120)}…`)}`);
+
+  step("Someone rewrites the entry, signed with a different key: role → admin");
+  await plantForgery(hit.id);
+
+  step("Lax read (the default): detected, refetched from the origin");
+  const lax = client(secret, {
     onInvalid: (error) =>
       console.log(`  ${pc.yellow("onInvalid")}: ${error.name} (${(error as BadSignature).reason})`),
-  }),
-  namespace: "demo",
-});
-console.log("  value:", await lax.get(URL_KEY), pc.green("→ refetch from the origin"));
+  });
+  const refetched = await lax.get("/users/42");
+  console.log(`  cached=${refetched.cached}, role=${pc.green(refetched.data.role)}`);
 
-await Promise.all([cache.disconnect(), strict.disconnect(), lax.disconnect()]);
+  step("Strict read: the request rejects with BadSignature");
+  await plantForgery(hit.id);
+  try {
+    await client(secret, { strict: true }).get("/users/42");
+    console.log(pc.red("  accepted — this must never happen"));
+    process.exitCode = 1;
+  } catch (error) {
+    if (!(error instanceof BadSignature)) throw error;
+    console.log(`  ${pc.red(error.name)} ${pc.dim(`(${error.code}, reason: ${error.reason})`)}`);
+  }
+} finally {
+  await Promise.all(opened.map((axios) => axios.storage.keyv.disconnect()));
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+}
