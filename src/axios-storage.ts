@@ -163,8 +163,10 @@ export function signedStorage(
         if (error instanceof BadData && strict) throw error;
         const storeError = report(error, "get");
         if (options.throwOnStoreError) throw storeError;
-        return undefined;
       }
+      // A write this process began while the read was in flight is newer than what was read.
+      const written = local.read(key);
+      if (written !== undefined) return written === REMOVED ? undefined : written;
       return isStorageValue(value) ? value : undefined;
     },
     async set(key, value, request) {

@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import Axios from "axios";
 import Keyv from "keyv";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { setupCache } from "../src/axios.ts";
 import { BadSignature, ConfigError, StoreError } from "../src/errors.ts";
-import { signedStore } from "../src/store.ts";
+import { type SignedStore, signedStore } from "../src/store.ts";
 import { type Origin, startOrigin } from "./support/origin.ts";
 import { OLD_SECRET, OTHER_SECRET, SECRET } from "./support/secrets.ts";
 
@@ -222,25 +226,91 @@ describe("setupCache: key rotation", () => {
 });
 
 describe("setupCache: store faults", () => {
-  it("never fails a request when the store errors; onError hears about it", async () => {
+  // A TCP endpoint that accepts connections and never answers: a partitioned or hung Redis.
+  let blackhole: Server;
+  let blackholeUrl: string;
+  beforeAll(async () => {
+    blackhole = createServer(() => undefined);
+    await new Promise<void>((done) => blackhole.listen(0, "127.0.0.1", done));
+    blackholeUrl = `redis://127.0.0.1:${(blackhole.address() as AddressInfo).port}`;
+  });
+  afterAll(() => {
+    blackhole.close();
+  });
+
+  async function burst(store: string, options = {}) {
     const errors: StoreError[] = [];
-    // A Keyv over a store whose backend rejects every call, as a dropped connection does.
-    const broken = {
-      get: () => Promise.reject(new Error("connection reset")),
-      set: () => Promise.reject(new Error("connection reset")),
-      delete: () => Promise.reject(new Error("connection reset")),
-      clear: () => Promise.reject(new Error("connection reset")),
-      on: () => broken,
-    };
-    const axios = cached(new Map(), {
-      store: broken,
-      onError: (error: StoreError) => errors.push(error),
+    const axios = setupCache(Axios.create({ baseURL: origin.url }), SECRET, {
+      store,
+      storeTimeout: 200,
+      onError: (error) => errors.push(error),
+      ...options,
     });
-    const path = unique("/json");
-    const responses = await Promise.all(Array.from({ length: 5 }, () => axios.get(path)));
-    expect(responses.every((response) => response.status === 200)).toBe(true);
-    expect(errors.length).toBeGreaterThan(0);
-    expect(errors[0]).toBeInstanceOf(StoreError);
+    const path = unique("/slow");
+    const started = performance.now();
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () => axios.get(`${path}?ms=20`)),
+    );
+    return { axios, errors, path, responses, ms: performance.now() - started };
+  }
+
+  it("falls back to the network when the store is down; waiters still share one request", async () => {
+    // Nothing listens on port 1: connection refused, as with a Redis that is down.
+    const { errors, path, responses, ms } = await burst("redis://127.0.0.1:1");
+    expect(responses.map((response) => response.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(new Set(responses.map((response) => response.data.hit))).toEqual(new Set([1]));
     expect(origin.hits(path)).toBe(1);
+    expect(errors[0]).toBeInstanceOf(StoreError);
+    expect(ms).toBeLessThan(5_000);
+  });
+
+  it("bounds a store that never answers by storeTimeout", async () => {
+    const { errors, path, responses, ms } = await burst(blackholeUrl);
+    expect(responses.every((response) => response.status === 200)).toBe(true);
+    expect(origin.hits(path)).toBe(1);
+    expect(errors.some((error) => /within 200 ms/.test(error.message))).toBe(true);
+    expect(ms).toBeLessThan(5_000);
+  });
+
+  it("with throwOnStoreError, a store fault rejects the request with StoreError", async () => {
+    const axios = setupCache(Axios.create({ baseURL: origin.url }), SECRET, {
+      store: blackholeUrl,
+      storeTimeout: 100,
+      throwOnStoreError: true,
+    });
+    await expect(axios.get(unique("/json"))).rejects.toMatchObject({
+      name: "StoreError",
+      code: "ERR_SIGNED_CACHE_STORE",
+    });
+  });
+});
+
+describe("setupCache: environment", () => {
+  it("reads the store, namespace and strict mode from SIGNED_CACHE_*", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sc_axios_env-"));
+    try {
+      vi.stubEnv("SIGNED_CACHE_SECRET", SECRET);
+      vi.stubEnv("SIGNED_CACHE_URL", `sqlite://${join(dir, "env.sqlite")}`);
+      vi.stubEnv("SIGNED_CACHE_NAMESPACE", "sc_axios_env");
+      vi.stubEnv("SIGNED_CACHE_STRICT", "true");
+      const axios = setupCache(Axios.create({ baseURL: origin.url }));
+      const path = unique("/json");
+      const { id } = await axios.get(path);
+      expect((await axios.get(path)).cached).toBe(true);
+      const backend = (axios.storage.keyv.store as SignedStore).backend as Map<string, unknown>;
+      const envelope = String(await backend.get(`sc_axios_env:${id}`));
+      expect(envelope).toMatch(/^sc1\./);
+      await backend.set(`sc_axios_env:${id}`, envelope.replace('"hit":', '"hit":9'));
+      await expect(axios.get(path)).rejects.toMatchObject({ reason: "mismatch" });
+      await axios.storage.keyv.disconnect();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("rejects an unknown store URL scheme at setup", () => {
+    expect(() => setupCache(Axios.create(), SECRET, { store: "ftp://example" })).toThrow(
+      ConfigError,
+    );
   });
 });
