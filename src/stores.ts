@@ -1,3 +1,4 @@
+import type { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
@@ -187,14 +188,72 @@ function redisStore(url: string): KeyvStoreAdapter {
 function postgresStore(url: string): KeyvStoreAdapter {
   const [bare, params] = takeParams(url, ["table", "schema"]);
   checkParses(bare);
-  const KeyvPostgres = adapterClass<KeyvStoreAdapter>("@keyv/postgres");
-  return new KeyvPostgres({
+  const KeyvPostgres = adapterClass<KeyvStoreAdapter & EventEmitter>("@keyv/postgres");
+  // The adapter keeps one module-wide pg.Pool that nobody listens to: an idle connection the
+  // server drops (a restart, a terminated backend) then emits an unheard "error" and kills the
+  // process, and any adapter's disconnect() ends the pool under all of them. Here stores of one
+  // server share a pool that reports its errors to each of them, and closes with the last one.
+  let shared: SharedPool | undefined;
+  const OwnPool = class extends KeyvPostgres {
+    async connect() {
+      shared = acquirePool(bare, this);
+      const pool = shared.pool;
+      return async (sql: string, values?: unknown[]) => (await pool.query(sql, values)).rows;
+    }
+    override async disconnect() {
+      await releasePool(bare, this);
+    }
+  };
+  return new OwnPool({
     uri: bare,
     table: params.table ?? "keyv",
     schema: params.schema ?? "public",
     iterationLimit: ITERATION_PAGE,
-    connectionTimeoutMillis: SQL_CONNECT_TIMEOUT_MS,
   } as never);
+}
+
+interface SharedPool {
+  pool: PgPool;
+  users: Set<EventEmitter>;
+}
+
+const pgPools = new Map<string, SharedPool>();
+
+function acquirePool(uri: string, user: EventEmitter): SharedPool {
+  let shared = pgPools.get(uri);
+  if (shared === undefined) {
+    const { Pool } = loadBeside<{ Pool: new (config: object) => PgPool }>("@keyv/postgres", "pg");
+    const pool = new Pool({
+      connectionString: uri,
+      connectionTimeoutMillis: SQL_CONNECT_TIMEOUT_MS,
+    });
+    const users = new Set<EventEmitter>();
+    pool.on("error", (error) => {
+      for (const each of users) if (each.listenerCount("error") > 0) each.emit("error", error);
+    });
+    shared = { pool, users };
+    pgPools.set(uri, shared);
+  }
+  shared.users.add(user);
+  return shared;
+}
+
+async function releasePool(uri: string, user: EventEmitter): Promise<void> {
+  const shared = pgPools.get(uri);
+  if (shared === undefined || !shared.users.delete(user) || shared.users.size > 0) return;
+  pgPools.delete(uri);
+  await shared.pool.end();
+}
+
+/** The slice of pg.Pool the PostgreSQL store uses. */
+interface PgPool extends EventEmitter {
+  query(sql: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  end(): Promise<void>;
+}
+
+/** Loads `dependency` as `packageName` itself would resolve it. */
+function loadBeside<T>(packageName: string, dependency: string): T {
+  return createRequire(load.resolve(packageName))(dependency) as T;
 }
 
 type MysqlAdapter = KeyvStoreAdapter & { query: (sql: string) => Promise<unknown> };

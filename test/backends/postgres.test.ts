@@ -73,6 +73,46 @@ describeBackend(postgres, "PostgreSQL", () => {
       await cache.disconnect();
     });
 
+    it("a connection the server drops is reported through onError, never fatal", async () => {
+      const errors: unknown[] = [];
+      const cache = createKeyv({
+        url: withParams(`table=${TABLE}`),
+        secret: SECRET,
+        namespace: "sc_backends_drop",
+        onError: (error) => errors.push(error),
+      });
+      await cache.set("k", "v");
+      // Terminate the store's idle pooled connection, as a server restart would.
+      const { rows } = await client.query(
+        `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'
+           AND query LIKE '%${TABLE}%'`,
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      await expect.poll(() => errors.length).toBeGreaterThan(0);
+      // A read racing a dying connection is a miss; the pool then reconnects on its own.
+      await expect.poll(() => cache.get("k"), { timeout: 5000 }).toBe("v");
+      await cache.disconnect();
+    });
+
+    it("disconnecting one store leaves another store's connections open", async () => {
+      const first = createKeyv({
+        url: withParams(`table=${TABLE}`),
+        secret: SECRET,
+        namespace: "sc_backends_a",
+      });
+      const second = createKeyv({
+        url: withParams(`table=${TABLE}`),
+        secret: SECRET,
+        namespace: "sc_backends_b",
+      });
+      await first.set("k", 1);
+      await second.set("k", 2);
+      await first.disconnect();
+      expect(await second.get("k")).toBe(2);
+      await second.disconnect();
+    });
+
     it("a server that refuses connections is a quick miss; strict rejects with StoreError", async () => {
       const probe = createServer();
       await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
