@@ -10,17 +10,20 @@ export function sizeLabel(bytes: number): string {
 
 /**
  * A response-body-like text of exactly `bytes` characters (all ASCII, so also `bytes` bytes):
- * a JSON array of records, cut to length. Deterministic, so runs compare.
+ * a valid JSON array of records, the last one padded to length. Deterministic, so runs compare.
  */
 export function jsonText(bytes: number): string {
-  const parts: string[] = [];
+  const closing = '{"pad":""}]';
+  const parts: string[] = ["["];
   let length = 1;
   let seed = 0x2545f491;
-  for (let id = 0; length < bytes; id++) {
+  for (let id = 0; ; id++) {
     seed = (seed * 1103515245 + 12345) >>> 0;
     const record = `{"id":${id},"name":"user-${seed.toString(36)}","score":${seed % 1000},"tags":["a","b"]},`;
+    if (length + record.length + closing.length > bytes) break;
     parts.push(record);
     length += record.length;
   }
-  return `[${parts.join("")}`.slice(0, bytes - 1) + "]";
+  parts.push(`{"pad":"${"x".repeat(bytes - length - closing.length)}"}]`);
+  return parts.join("");
 }

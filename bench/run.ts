@@ -6,17 +6,29 @@
  * writes bench/results.json and bench/results.svg. Asserts nothing about speed.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, platform, release } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, platform, release, tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
 import pc from "picocolors";
 import { DEFAULT_MAC_ALGORITHM, type MacAlgorithm } from "../src/algorithms.ts";
+import { type AxiosRow, benchAxios } from "./axios.ts";
 import { renderChart } from "./chart.ts";
 import { ADOPTED, benchDigests, benchHmac, FLOOR, type HmacRow } from "./hmac.ts";
 import { SIZES, sizeLabel } from "./payload.ts";
-import { BACKENDS, benchBackend, reachable, type StoreRow } from "./stores.ts";
+import { BACKENDS, benchBackend, reachable, SERVERS, type StoreRow } from "./stores.ts";
 import type { TimingPlan } from "./timing.ts";
+
+/**
+ * Cache-hit latency of Python's requests-cache with itsdangerous-signed entries over SQLite, µs,
+ * by body size: the comparison point for the axios section, measured once outside this bench.
+ */
+const REQUESTS_CACHE_SIGNED_HIT_US: Record<number, number> = {
+  1024: 196,
+  [64 * 1024]: 233,
+  [1024 * 1024]: 1000,
+};
 
 /** Backends the goal (added ≤ 1.3 × floor) is set for. */
 const GOAL_BACKENDS = new Set(["sqlite", "redis"]);
@@ -90,6 +102,25 @@ for (const backend of BACKENDS) {
 }
 printStores(storeRows);
 
+// 4. axios cache hits, end to end.
+const axiosRows: AxiosRow[] = [];
+const axiosFile = join(tmpdir(), `signed-cache-bench-axios-${process.pid}.sqlite`);
+const axiosBackends = [
+  { name: "memory", url: "memory://" },
+  { name: "sqlite", url: `sqlite://${axiosFile}` },
+  { name: "redis", url: SERVERS.redis },
+].filter((backend) => (only ? only.includes(backend.name) : true));
+for (const backend of axiosBackends) {
+  if (skipped.includes(backend.name)) continue;
+  try {
+    axiosRows.push(...(await benchAxios(backend, SIZES, ["text", "json"], PLAN, log)));
+  } catch (error) {
+    console.log(pc.yellow(`skipped axios on ${backend.name}: ${(error as Error).message}`));
+  }
+}
+for (const suffix of ["", "-journal", "-wal", "-shm"]) rmSync(axiosFile + suffix, { force: true });
+printAxios(axiosRows);
+
 const results = {
   mode: quick ? "quick" : "full",
   date: new Date().toISOString(),
@@ -109,6 +140,8 @@ const results = {
     ratio: row.signed / row.unsigned,
     efficiency: row.floor / row.added,
   })),
+  axios: axiosRows.map((row) => ({ ...row, ratio: row.signed / row.unsigned })),
+  axiosReference: REQUESTS_CACHE_SIGNED_HIT_US,
   skipped,
 };
 writeFileSync(`${benchDir}results.json`, `${JSON.stringify(results, null, 2)}\n`);
@@ -132,8 +165,11 @@ function printHmac(rows: readonly HmacRow[]): void {
   printTable(
     ["digest", "size", ...names.map((name) => (name === ADOPTED ? `${name} *` : name))],
     table,
+    2,
   );
-  console.log(pc.dim(`* used by the envelope; "${FLOOR}" is the floor the store table uses.`));
+  console.log(
+    pc.dim(`* used by the envelope. "${FLOOR}" is the raw MAC the store table calls the floor.`),
+  );
 }
 
 function printDigests(result: typeof digests): void {
@@ -150,7 +186,7 @@ function printDigests(result: typeof digests): void {
       ]);
     }
   }
-  printTable(["CPU", "digest", "1 KB µs", "1 MB MB/s"], table);
+  printTable(["CPU", "digest", "1 KB µs", "1 MB MB/s"], table, 2);
 }
 
 function printStores(rows: readonly StoreRow[]): void {
@@ -204,16 +240,66 @@ function printStores(rows: readonly StoreRow[]): void {
   );
 }
 
-function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
+function printAxios(rows: readonly AxiosRow[]): void {
+  if (rows.length === 0) return;
+  console.log(
+    pc.bold(`\naxios cache hit, µs per request (median of ${PLAN.rounds} interleaved rounds)`),
+  );
+  const table = rows.map((row) => {
+    const reference = row.body === "text" ? REQUESTS_CACHE_SIGNED_HIT_US[row.bytes] : undefined;
+    const faster = reference !== undefined && row.signed / 1000 < reference;
+    return [
+      row.backend,
+      row.body,
+      sizeLabel(row.bytes),
+      us(row.unsigned),
+      us(row.signed),
+      `${us(row.added)} ±${us(row.addedSpread)}`,
+      (row.signed / row.unsigned).toFixed(2),
+      reference === undefined ? "–" : String(reference),
+      row.backend === "sqlite"
+        ? faster
+          ? pc.green("yes")
+          : pc.red("no")
+        : pc.dim(faster ? "(yes)" : "(no)"),
+    ];
+  });
+  printTable(
+    [
+      "store",
+      "body",
+      "size",
+      "axios-cache-interceptor",
+      "signed setupCache",
+      "added ±noise",
+      "ratio",
+      "requests-cache signed*",
+      "faster?",
+    ],
+    table,
+  );
+  console.log(
+    pc.dim(
+      "* requests-cache + itsdangerous signing over SQLite: a reference measured separately on the\n" +
+        "  same machine (Python), not re-run here. It is compared with text bodies over SQLite.",
+    ),
+  );
+}
+
+function printTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  left = 3,
+): void {
   const width = (text: string) => stripVTControlCharacters(text).length;
   const widths = header.map((cell, i) =>
     Math.max(width(cell), ...rows.map((row) => width(row[i] ?? ""))),
   );
   const line = (cells: readonly string[]) =>
-    `| ${cells.map((cell, i) => (i < 3 ? cell + " ".repeat((widths[i] ?? 0) - width(cell)) : " ".repeat((widths[i] ?? 0) - width(cell)) + cell)).join(" | ")} |`;
+    `| ${cells.map((cell, i) => (i < left ? cell + " ".repeat((widths[i] ?? 0) - width(cell)) : " ".repeat((widths[i] ?? 0) - width(cell)) + cell)).join(" | ")} |`;
   console.log(line(header));
   console.log(
-    `|${widths.map((w, i) => (i < 3 ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`,
+    `|${widths.map((w, i) => (i < left ? `${"-".repeat(w + 1)}-` : `${"-".repeat(w + 1)}:`)).join("|")}|`,
   );
   for (const row of rows) console.log(line(row));
 }
