@@ -173,16 +173,21 @@ function sqliteStore(url: string): KeyvStoreAdapter {
 function redisStore(url: string): KeyvStoreAdapter {
   checkParses(url);
   const KeyvRedis = adapterClass<KeyvStoreAdapter>("@keyv/redis");
-  return new KeyvRedis({
-    url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-      // Out of retries, the client closes; the adapter reconnects on the next call.
-      reconnectStrategy: (retries: number) =>
-        retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false,
-    },
-  } as never);
+  return new KeyvRedis(
+    {
+      url,
+      socket: {
+        connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+        // Out of retries, the client closes and rejects what it queued; the adapter reconnects
+        // on the next call. Calls made while it connects wait in the queue, bounded by storeTimeout.
+        reconnectStrategy: (retries: number) =>
+          retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false,
+      },
+    } as never,
+    // By default the adapter turns a failed command into an "error" event and a miss (or a
+    // write that seems to succeed); throwing lets the signed store report it as a StoreError.
+    { throwOnErrors: true, connectionTimeout: REDIS_CONNECT_TIMEOUT_MS } as never,
+  );
 }
 
 function postgresStore(url: string): KeyvStoreAdapter {
