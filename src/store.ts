@@ -240,17 +240,19 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       if (!adapter && namespace === undefined) return this.#map?.clear();
       const keys: string[] = [];
       for await (const [key] of this.#entries(namespace)) keys.push(key);
-      for (let start = 0; start < keys.length; start += CLEAR_BATCH) {
-        const batch = keys.slice(start, start + CLEAR_BATCH);
-        if (this.#map) for (const key of batch) this.#map.delete(key);
-        else await this.#deleteKeys(adapter as KeyvStoreAdapter, batch);
-      }
+      await this.#deleteInBatches(keys);
     });
   }
 
-  async #deleteKeys(adapter: KeyvStoreAdapter, keys: string[]): Promise<void> {
-    if (adapter.deleteMany) await adapter.deleteMany(keys);
-    else await Promise.all(keys.map((key) => adapter.delete(key)));
+  /** Deletes keys a batch at a time, so a huge namespace never makes one huge statement. */
+  async #deleteInBatches(keys: string[]): Promise<void> {
+    const adapter = this.#adapter;
+    for (let start = 0; start < keys.length; start += CLEAR_BATCH) {
+      const batch = keys.slice(start, start + CLEAR_BATCH);
+      if (!adapter) for (const key of batch) this.#map?.delete(key);
+      else if (adapter.deleteMany) await adapter.deleteMany(batch);
+      else await Promise.all(batch.map((key) => adapter.delete(key)));
+    }
   }
 
   /**
@@ -314,14 +316,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
         yield report;
       }
     } finally {
-      for (let start = 0; start < doomed.length; start += CLEAR_BATCH) {
-        const batch = doomed.slice(start, start + CLEAR_BATCH);
-        await this.#call("deleteMany", () =>
-          this.#map
-            ? batch.forEach((key) => this.#map?.delete(key))
-            : this.#deleteKeys(this.#adapter as KeyvStoreAdapter, batch),
-        );
-      }
+      await this.#call("deleteMany", () => this.#deleteInBatches(doomed));
     }
   }
 
