@@ -10,7 +10,14 @@ import Keyv from "keyv";
 import { setupCache } from "../src/axios.ts";
 import { generateSecret, storeFromUrl } from "../src/index.ts";
 import { jsonText } from "./payload.ts";
-import { interleave, median, pairedMedian, pairedSpread, type TimingPlan } from "./timing.ts";
+import {
+  interleave,
+  median,
+  pairedMedian,
+  pairedSpread,
+  type RoundTimes,
+  type TimingPlan,
+} from "./timing.ts";
 
 /** One backend × size: medians in ns per cache hit. */
 export interface AxiosRow {
@@ -22,6 +29,8 @@ export interface AxiosRow {
   readonly signed: number;
   readonly added: number;
   readonly addedSpread: number;
+  /** `added` in CPU time of this process. */
+  readonly addedCpu: number;
   readonly rounds: number;
 }
 
@@ -97,12 +106,14 @@ export async function benchAxios(
             );
           }
         }
+        const cpu: RoundTimes = {};
         const times = await interleave(
           [
             { name: "unsigned", run: () => unsigned.get(url, config) },
             { name: "signed", run: () => signed.get(url, config) },
           ],
           plan,
+          cpu,
         );
         const u = times.unsigned ?? [];
         const s = times.signed ?? [];
@@ -114,6 +125,7 @@ export async function benchAxios(
           signed: median(s),
           added: pairedMedian(s, u),
           addedSpread: pairedSpread(s, u),
+          addedCpu: pairedMedian(cpu.signed ?? [], cpu.unsigned ?? []),
           rounds: u.length,
         });
         progress(`axios ${backend.name} ${body} hit ${bytes} B`);

@@ -10,7 +10,14 @@ import { join } from "node:path";
 import Keyv from "keyv";
 import { DEFAULT_MAC_ALGORITHM, generateSecret, signedStore, storeFromUrl } from "../src/index.ts";
 import { jsonText } from "./payload.ts";
-import { interleave, median, pairedMedian, pairedSpread, type TimingPlan } from "./timing.ts";
+import {
+  interleave,
+  median,
+  pairedMedian,
+  pairedSpread,
+  type RoundTimes,
+  type TimingPlan,
+} from "./timing.ts";
 
 /** Where each server is expected; override with the environment. */
 export const SERVERS = {
@@ -35,6 +42,11 @@ export interface StoreRow {
   readonly addedSpread: number;
   /** Raw HMAC of the serialized value as the store receives it, same digest, same run. */
   readonly floor: number;
+  /** `added` measured in CPU time of this process: blind to waiting and to other processes. */
+  readonly addedCpu: number;
+  readonly addedCpuSpread: number;
+  /** `floor` in CPU time. */
+  readonly floorCpu: number;
   readonly rounds: number;
 }
 
@@ -114,6 +126,7 @@ export async function benchBackend(
       for (const op of ["get", "set"] as const) {
         const run = (keyv: Keyv) =>
           op === "get" ? () => keyv.get("hit") : () => keyv.set("written", value);
+        const cpu: RoundTimes = {};
         const times = await interleave(
           [
             { name: "unsigned", run: run(unsigned) },
@@ -130,6 +143,7 @@ export async function benchBackend(
                 },
           ],
           plan,
+          cpu,
         );
         const u = times.unsigned ?? [];
         const s = times.signed ?? [];
@@ -142,6 +156,9 @@ export async function benchBackend(
           added: pairedMedian(s, u),
           addedSpread: pairedSpread(s, u),
           floor: median(times.floor ?? []),
+          addedCpu: pairedMedian(cpu.signed ?? [], cpu.unsigned ?? []),
+          addedCpuSpread: pairedSpread(cpu.signed ?? [], cpu.unsigned ?? []),
+          floorCpu: median(cpu.floor ?? []),
           rounds: u.length,
         });
         progress(`${backend.name} ${op} ${bytes} B`);

@@ -22,19 +22,44 @@ export interface TimingPlan {
   readonly batchMs: number;
   /** Fewest operations in a batch, however slow one is. */
   readonly minOps: number;
+  /**
+   * Time budget of one case in ms: when rounds of very slow operations (a 1 MB write to a
+   * database) would exceed it, fewer rounds are run, but never fewer than `minRounds`.
+   */
+  readonly maxCaseMs: number;
+  readonly minRounds: number;
 }
 
 /** Per-operation times of every arm, one entry per measured round, in nanoseconds. */
 export type RoundTimes = Record<string, number[]>;
 
-/** Times `arms` round by round and returns per-operation times for each. */
-export async function interleave(arms: readonly Arm[], plan: TimingPlan): Promise<RoundTimes> {
-  const ops = await batchSize(arms, plan);
+/**
+ * Times `arms` round by round and returns per-operation wall-clock times for each.
+ *
+ * @param cpu - When given, filled with per-operation CPU time of this process (all threads) for
+ *   each arm, measured over the same batches. Waiting on a server or being preempted by another
+ *   process costs wall time but no CPU time, so on a shared machine CPU time shows what an
+ *   operation itself costs far more steadily.
+ */
+export async function interleave(
+  arms: readonly Arm[],
+  plan: TimingPlan,
+  cpu?: RoundTimes,
+): Promise<RoundTimes> {
+  const { ops, slowest } = await batchSize(arms, plan);
+  const roundMs = (ops * slowest * arms.length) / 1e6;
+  const rounds = Math.max(
+    plan.minRounds,
+    Math.min(plan.rounds, Math.floor(plan.maxCaseMs / roundMs) - plan.warmup),
+  );
   const times: RoundTimes = Object.fromEntries(arms.map((arm) => [arm.name, []]));
-  for (let round = 0; round < plan.warmup + plan.rounds; round++) {
+  for (const arm of arms) if (cpu) cpu[arm.name] = [];
+  for (let round = 0; round < plan.warmup + rounds; round++) {
     for (const arm of rotate(arms, round)) {
       const perOp = await batch(arm, ops);
-      if (round >= plan.warmup) times[arm.name]?.push(perOp);
+      if (round < plan.warmup) continue;
+      times[arm.name]?.push(perOp.wall);
+      cpu?.[arm.name]?.push(perOp.cpu);
     }
   }
   return times;
@@ -65,26 +90,40 @@ export function pairedSpread(a: readonly number[], b: readonly number[]): number
   return median(diffs.map((value) => Math.abs(value - middle)));
 }
 
-async function batchSize(arms: readonly Arm[], plan: TimingPlan): Promise<number> {
-  // The slowest arm sets the batch, so every arm does the same number of operations per round.
+async function batchSize(
+  arms: readonly Arm[],
+  plan: TimingPlan,
+): Promise<{ ops: number; slowest: number }> {
+  // Calibrated on a steady run of each arm, not on its first calls, which are slower; the slowest
+  // arm sets the batch, so every arm does the same number of operations per round.
   let slowest = 0;
   for (const arm of arms) {
     await batch(arm, 1);
-    slowest = Math.max(slowest, await batch(arm, 1), await batch(arm, 1));
+    const started = process.hrtime.bigint();
+    let ops = 0;
+    let perOp = 0;
+    while (ops === 0 || Number(process.hrtime.bigint() - started) < plan.batchMs * 2e5) {
+      perOp = (await batch(arm, 1 + ops)).wall;
+      ops += 1 + ops;
+    }
+    slowest = Math.max(slowest, perOp);
   }
   const wanted = Math.floor((plan.batchMs * 1e6) / Math.max(slowest, 1));
-  return Math.max(plan.minOps, Math.min(wanted, 100_000));
+  return { ops: Math.max(plan.minOps, Math.min(wanted, 100_000)), slowest };
 }
 
-async function batch(arm: Arm, ops: number): Promise<number> {
+async function batch(arm: Arm, ops: number): Promise<{ wall: number; cpu: number }> {
   await arm.prepare?.(ops);
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   for (let i = 0; i < ops; i++) {
     const pending = arm.run();
     // Synchronous arms (the floor) are not charged the cost of an await.
     if (pending instanceof Promise) await pending;
   }
-  return Number(process.hrtime.bigint() - start) / ops;
+  const wall = Number(process.hrtime.bigint() - start) / ops;
+  const used = process.cpuUsage(cpuStart);
+  return { wall, cpu: ((used.user + used.system) * 1000) / ops };
 }
 
 function rotate<T>(items: readonly T[], round: number): T[] {
