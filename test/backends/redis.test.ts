@@ -6,7 +6,14 @@ import { createKeyv } from "../../src/create-keyv.ts";
 import { StoreError } from "../../src/errors.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
-import { backendBehaviours, describeBackend, findBackend, timed } from "../support/backends.ts";
+import {
+  backendBehaviours,
+  closedPort,
+  describeBackend,
+  expectRefusedConnectionIsMiss,
+  findBackend,
+  timed,
+} from "../support/backends.ts";
 import { keyvCompliance } from "../support/compliance.ts";
 import { SECRET } from "../support/secrets.ts";
 
@@ -69,14 +76,8 @@ describeBackend(redis, "signedStore over Redis, from storeFromUrl", () => {
 
 describeBackend(redis, "createKeyv over a Redis that is down or stalled", () => {
   const sockets: Socket[] = [];
-  let closedPort = 0;
   let stalled: Server;
   beforeAll(async () => {
-    // A port nothing listens on: connections are refused.
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    closedPort = (probe.address() as { port: number }).port;
-    await new Promise((resolve) => probe.close(resolve));
     // A server that accepts connections and never answers: the worst case for a caller.
     stalled = createServer((socket) => sockets.push(socket));
     await new Promise<void>((resolve) => stalled.listen(0, "127.0.0.1", resolve));
@@ -86,27 +87,10 @@ describeBackend(redis, "createKeyv over a Redis that is down or stalled", () => 
     await new Promise((resolve) => stalled.close(resolve));
   });
 
-  it("a refused connection is a quick miss, reported through onError", async () => {
-    const errors: unknown[] = [];
-    const cache = createKeyv({
-      url: `redis://127.0.0.1:${closedPort}`,
-      secret: SECRET,
-      onError: (error) => errors.push(error),
-    });
-    const { value, ms } = await timed(() => cache.get("k"));
-    expect(value).toBeUndefined();
-    expect(ms).toBeLessThan(1000);
-    expect(errors.some((error) => error instanceof StoreError)).toBe(true);
+  it("a refused connection is a miss (strict: StoreError), never a hang", async () => {
+    await expectRefusedConnectionIsMiss(`redis://127.0.0.1:${await closedPort()}`);
+    const cache = createKeyv({ url: `redis://127.0.0.1:${await closedPort()}`, secret: SECRET });
     expect(await cache.set("k", "v")).toBe(false);
-  });
-
-  it("strict: a refused connection rejects with StoreError", async () => {
-    const cache = createKeyv({
-      url: `redis://127.0.0.1:${closedPort}`,
-      secret: SECRET,
-      strict: true,
-    });
-    await expect(cache.get("k")).rejects.toBeInstanceOf(StoreError);
   });
 
   it("a server that never answers is a miss after the default 1000 ms storeTimeout", async () => {
@@ -119,9 +103,14 @@ describeBackend(redis, "createKeyv over a Redis that is down or stalled", () => 
     });
     const { value, ms } = await timed(() => cache.get("k"));
     expect(value).toBeUndefined();
-    expect(ms).toBeGreaterThanOrEqual(990);
-    expect(ms).toBeLessThan(2500);
-    expect(errors).toContainEqual(expect.objectContaining({ name: "StoreError" }));
+    // Ended by the 1000 ms storeTimeout, not by the server.
+    expect(ms).toBeLessThan(10_000);
+    expect(errors).toContainEqual(
+      expect.objectContaining({
+        name: "StoreError",
+        message: expect.stringMatching(/within 1000 ms/),
+      }),
+    );
     // Even closing the connection is bounded: QUIT is never answered either.
     await expect(cache.disconnect()).rejects.toBeInstanceOf(StoreError);
   });

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import Keyv from "keyv";
 import { afterAll, describe, expect, it } from "vitest";
-import type { BadData } from "../../src/errors.ts";
+import { createKeyv } from "../../src/create-keyv.ts";
+import { type BadData, StoreError } from "../../src/errors.ts";
 import { signedStore, type WrappableStore } from "../../src/store.ts";
 import { SECRET } from "./secrets.ts";
 
@@ -188,4 +189,34 @@ export async function timed<T>(run: () => Promise<T>): Promise<{ value: T; ms: n
   const started = performance.now();
   const value = await run();
   return { value, ms: performance.now() - started };
+}
+
+/** A port on 127.0.0.1 that nothing listens on: connections to it are refused. */
+export async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+// Generous on purpose: it only proves a call ends, never how fast (timings are not asserted).
+const NEVER_HANGS_MS = 10_000;
+
+/**
+ * A store at `url` refuses connections: a lax read is a miss ended by the refusal itself (not by
+ * `storeTimeout`) and reported through `onError`; a strict read rejects with `StoreError`.
+ */
+export async function expectRefusedConnectionIsMiss(url: string): Promise<void> {
+  const errors: unknown[] = [];
+  const lax = createKeyv({ url, secret: SECRET, onError: (error) => errors.push(error) });
+  const { value, ms } = await timed(() => lax.get("k"));
+  expect(value).toBeUndefined();
+  expect(ms).toBeLessThan(NEVER_HANGS_MS);
+  // The adapter's own connection errors come too; at least one is the failed read.
+  expect(errors.some((error) => error instanceof StoreError)).toBe(true);
+  for (const error of errors) expect(String(error)).not.toMatch(/did not answer/);
+  const strict = createKeyv({ url, secret: SECRET, strict: true });
+  await expect(strict.get("k")).rejects.toBeInstanceOf(StoreError);
+  await Promise.allSettled([lax.disconnect(), strict.disconnect()]);
 }
