@@ -171,7 +171,7 @@ function printHmac(rows: readonly HmacRow[]): void {
     2,
   );
   console.log(
-    pc.dim(`* used by the envelope. "${FLOOR}" is the raw MAC the store table calls the floor.`),
+    pc.dim(`* used by the envelope. "${FLOOR}" is what the store table calls MAC alone.`),
   );
 }
 
