@@ -3,7 +3,8 @@
  *
  * Measures what signing costs: HMAC strategies and digests, signed against unsigned Keyv on every
  * reachable backend, and end-to-end cache hits when the axios plugin is present. Prints tables,
- * writes bench/results.json and bench/results.svg. Asserts nothing about speed.
+ * writes bench/results.json and bench/results.svg (`results.quick.*` for --quick). Asserts
+ * nothing about speed.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -147,15 +148,17 @@ const results = {
   axiosReference: REQUESTS_CACHE_SIGNED_HIT_US,
   skipped,
 };
-writeFileSync(`${benchDir}results.json`, `${JSON.stringify(results, null, 2)}\n`);
+// A quick run is a smoke test: it must not overwrite the full run's published figures.
+const output = `${benchDir}results${quick ? ".quick" : ""}`;
+writeFileSync(`${output}.json`, `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(
-  `${benchDir}results.svg`,
+  `${output}.svg`,
   renderChart(
     storeRows,
     `signed vs unsigned Keyv — ${machine.cpu}, Node ${machine.node}${quick ? " (quick run)" : ""}`,
   ),
 );
-log(`wrote bench/results.json and bench/results.svg in ${elapsed()}`);
+log(`wrote ${output}.json and ${output}.svg in ${elapsed()}`);
 
 function printHmac(rows: readonly HmacRow[]): void {
   console.log(pc.bold("\nHMAC of the envelope's MAC input, µs per MAC (median)"));
