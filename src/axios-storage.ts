@@ -5,6 +5,7 @@ import {
   type StorageValue,
 } from "axios-cache-interceptor";
 import Keyv from "keyv";
+import { useEntryFormat } from "./axios-entry.js";
 import { DEFAULT_STORE_TIMEOUT } from "./config.js";
 import { BadData, ConfigError, StoreError } from "./errors.js";
 import { Keyring, type Secret } from "./keyring.js";
@@ -203,12 +204,14 @@ function signedKeyv(
   // Like createKeyv, bound every store call by default: a dead store must not hang a request.
   const signing = { storeTimeout: DEFAULT_STORE_TIMEOUT, ...signingOptions(options) };
   if (!isKeyv(keyvOrStore)) {
-    return new Keyv({
+    const keyv = new Keyv({
       store: signedStore(keyvOrStore, secret, signing),
       namespace: options.namespace ?? "keyv",
       // Store faults and strict-mode rejections must reach the storage, not be swallowed.
       throwOnErrors: true,
     });
+    useEntryFormat(keyv);
+    return keyv;
   }
   const inner = keyvOrStore.store as unknown;
   if (inner instanceof SignedStore) {
@@ -224,13 +227,16 @@ function signedKeyv(
     }
     return keyvOrStore;
   }
-  return new Keyv({
+  const keyv = new Keyv({
     store: signedStore(inner as WrappableStore, secret, signing),
     namespace: keyvOrStore.namespace,
     ttl: keyvOrStore.ttl,
     useKeyPrefix: keyvOrStore.useKeyPrefix,
     throwOnErrors: true,
   });
+  // This Keyv is the storage's own: the given one never read the signed entries anyway.
+  useEntryFormat(keyv);
+  return keyv;
 }
 
 /** The options of `options` that configure signing, for {@link signedStore}. */

@@ -5,6 +5,7 @@ import {
   setupCache as setupAxiosCache,
 } from "axios-cache-interceptor";
 import type Keyv from "keyv";
+import { useEntryFormat } from "./axios-entry.js";
 import {
   isKeyv,
   type SignedAxiosStorage,
@@ -114,6 +115,8 @@ function openKeyv(
   });
   // The storage decides what a store fault does to a request, so it must see every one.
   keyv.throwOnErrors = true;
+  // This Keyv serves only the storage: it may keep response bodies out of Keyv's JSON.
+  useEntryFormat(keyv);
   return keyv;
 }
 

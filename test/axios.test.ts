@@ -3,9 +3,10 @@ import { type AddressInfo, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Axios from "axios";
-import Keyv from "keyv";
+import Keyv, { type Deserialize } from "keyv";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { setupCache } from "../src/axios.ts";
+import { deserializeEntry, serializeEntry } from "../src/axios-entry.ts";
 import { BadSignature, ConfigError, StoreError } from "../src/errors.ts";
 import { type SignedStore, signedStore } from "../src/store.ts";
 import { type Origin, startOrigin } from "./support/origin.ts";
@@ -163,17 +164,21 @@ describe("setupCache: tampered entries", () => {
     await cached(map).get(path);
     const key = [...map.keys()][0] as string;
     const id = key.slice("sc_axios:".length);
-    const value = await new Keyv({ store: signedStore(map, SECRET), namespace: "sc_axios" }).get(
-      id,
-    );
+    const format = { serialize: serializeEntry, deserialize: deserializeEntry as Deserialize };
+    const value = await new Keyv({
+      store: signedStore(map, SECRET),
+      namespace: "sc_axios",
+      ...format,
+    }).get(id);
     const forged = structuredClone(value) as { data: { data: { name: string } } };
     forged.data.data.name = "forged";
     // The attacker knows the format but not the secret, and signs with their own.
     const scratch = new Map<string, unknown>();
-    await new Keyv({ store: signedStore(scratch, OTHER_SECRET), namespace: "sc_axios" }).set(
-      id,
-      forged,
-    );
+    await new Keyv({
+      store: signedStore(scratch, OTHER_SECRET),
+      namespace: "sc_axios",
+      ...format,
+    }).set(id, forged);
     map.set(key, scratch.get(key));
     return key;
   }
