@@ -1,0 +1,306 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import Axios from "axios";
+import {
+  buildStorage,
+  type CachedStorageValue,
+  type StorageValue,
+  setupCache as setupPlain,
+} from "axios-cache-interceptor";
+import Keyv from "keyv";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { setupCache } from "../src/axios.ts";
+import { signedStorage } from "../src/axios-storage.ts";
+import { createKeyv } from "../src/create-keyv.ts";
+import { BadSignature } from "../src/errors.ts";
+import { signedStore } from "../src/store.ts";
+import { SECRET } from "./support/secrets.ts";
+
+const NS = "sc_entry";
+const MARKER = "~ax1";
+
+function cachedValue(body: unknown, extra: Partial<CachedStorageValue> = {}): CachedStorageValue {
+  return {
+    state: "cached",
+    ttl: 60_000,
+    createdAt: Date.now(),
+    data: {
+      data: body,
+      headers: { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"] } as never,
+      status: 200,
+      statusText: "OK",
+      meta: { revalidation: { etag: '"v1"' }, vary: { accept: "text/plain" } },
+    },
+    ...extra,
+  };
+}
+
+/** The signed Keyv that earlier versions of signedStorage built: Keyv's own serializer. */
+const previousKeyv = (map: Map<string, unknown>) =>
+  new Keyv({ store: signedStore(map, SECRET), namespace: NS, throwOnErrors: true });
+
+/** Writes `value` with one storage, reads it with another over the same Map, as a new process. */
+async function writeThenRead(value: StorageValue): Promise<StorageValue> {
+  const map = new Map<string, unknown>();
+  await signedStorage(map, SECRET, { namespace: NS }).set("k", value as never);
+  return signedStorage(map, SECRET, { namespace: NS }).get("k");
+}
+
+/** What the previous version read back for the same value. */
+async function previousRoundTrip(value: StorageValue): Promise<unknown> {
+  const keyv = previousKeyv(new Map());
+  await keyv.set("k", value);
+  return keyv.get("k");
+}
+
+describe("signedStorage: every state round-trips", () => {
+  const now = Date.now();
+  const response = cachedValue("body\nwith lines").data;
+  const states: [string, StorageValue][] = [
+    ["cached", cachedValue("body\nwith lines", { staleTtl: 5_000 })],
+    ["stale", { state: "stale", createdAt: now, ttl: 60_000, data: response }],
+    ["must-revalidate", { state: "must-revalidate", createdAt: now, ttl: 0, data: response }],
+    ["loading, first fetch", { state: "loading", previous: "empty" }],
+    [
+      "loading, over a stale entry",
+      { state: "loading", previous: "stale", createdAt: now, data: response },
+    ],
+  ];
+  it.each(states)("%s", async (_, value) => {
+    const read = await writeThenRead(value);
+    expect(read).toStrictEqual(await previousRoundTrip(value));
+    expect(read).toMatchObject({ state: value.state });
+    if (value.data) expect(read.data?.data).toBe("body\nwith lines");
+  });
+
+  it("empty", async () => {
+    const storage = signedStorage(new Map(), SECRET, { namespace: NS });
+    await storage.keyv.set("k", { state: "empty" });
+    expect(await storage.get("k")).toStrictEqual({ state: "empty" });
+  });
+});
+
+describe("signedStorage: bodies", () => {
+  const bodies: [string, unknown][] = [
+    ["empty text", ""],
+    ["text with newlines", "\nline one\nline two\n\n"],
+    ["text with NULs", "a\0b\0"],
+    ["text with a lone surrogate", "half \ud83d of an emoji"],
+    ["non-ASCII text", "naïve café 日本語 😀"],
+    ["text that looks like the entry header", `${MARKER}t{"value":1}\n`],
+    ["parsed JSON object", { id: 1, name: "x\ny", tags: ["a", ":b"], nested: { n: null } }],
+    ["parsed JSON array", [1, "two", { three: 3 }]],
+    ["parsed JSON number", 42],
+    ["parsed JSON null", null],
+    ["JSON that looks like a Buffer", { type: "Buffer", data: [1, 2] }],
+    ["Buffer", Buffer.from([0, 10, 13, 255])],
+    ["object holding a Buffer", { file: Buffer.from("bytes\n") }],
+    ["no body", undefined],
+  ];
+  it.each(bodies)("%s reads back as it was written", async (_, body) => {
+    const value = cachedValue(body);
+    const read = await writeThenRead(value);
+    expect(read.data?.data).toStrictEqual(body);
+    expect(read).toStrictEqual(await previousRoundTrip(value));
+  });
+
+  it.each([
+    ["ArrayBuffer", new Uint8Array([1, 2, 3]).buffer],
+    ["Uint8Array", new Uint8Array([1, 2, 3])],
+  ])("%s reads back as it did before", async (_, body) => {
+    const value = cachedValue(body);
+    expect(await writeThenRead(value)).toStrictEqual(await previousRoundTrip(value));
+  });
+
+  it("keeps a text body unescaped in the store, signed as one payload", async () => {
+    const map = new Map<string, unknown>();
+    const body = `"quoted"\n${"x".repeat(64 * 1024)}`;
+    await signedStorage(map, SECRET, { namespace: NS }).set("k", cachedValue(body));
+    const stored = String(map.get(`${NS}:k`));
+    expect(stored.endsWith(`\n${body}`)).toBe(true);
+    expect(stored.length - body.length).toBeLessThan(600);
+  });
+});
+
+describe("signedStorage: tampering with either part of an entry", () => {
+  async function planted(bodies: Record<string, string>) {
+    const map = new Map<string, unknown>();
+    const writer = signedStorage(map, SECRET, { namespace: NS });
+    for (const [key, body] of Object.entries(bodies)) await writer.set(key, cachedValue(body));
+    const stored = (key: string) => String(map.get(`${NS}:${key}`));
+    for (const key of Object.keys(bodies)) expect(stored(key)).toContain(MARKER);
+    return { map, stored };
+  }
+
+  async function expectRejected(map: Map<string, unknown>, key = "a") {
+    const strict = signedStorage(map, SECRET, { namespace: NS, strict: true });
+    const failure = await Promise.resolve()
+      .then(() => strict.get(key))
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BadSignature);
+    expect(failure).toMatchObject({ reason: "mismatch" });
+    const onInvalid = vi.fn();
+    const lax = signedStorage(map, SECRET, { namespace: NS, onInvalid });
+    expect(await lax.get(key)).toStrictEqual({ state: "empty" });
+    expect(onInvalid).toHaveBeenCalledWith(expect.objectContaining({ reason: "mismatch" }));
+    expect(map.has(`${NS}:${key}`)).toBe(false);
+  }
+
+  it("a changed body", async () => {
+    const { map, stored } = await planted({ a: "pay alice 10" });
+    map.set(`${NS}:a`, stored("a").replace("alice 10", "mallory 1000"));
+    await expectRejected(map);
+  });
+
+  it("changed metadata", async () => {
+    const { map, stored } = await planted({ a: "body" });
+    expect(stored("a")).toContain('"status":200');
+    map.set(`${NS}:a`, stored("a").replace('"status":200', '"status":201'));
+    await expectRejected(map);
+  });
+
+  it("the newline moved between metadata and body", async () => {
+    const { map, stored } = await planted({ a: "xbody" });
+    const original = stored("a");
+    const cut = original.indexOf("\n", original.indexOf(MARKER));
+    // The same characters, with the first body character counted as metadata instead.
+    const moved = `${original.slice(0, cut)}x\nbody`;
+    expect(moved.length).toBe(original.length);
+    expect(moved).not.toBe(original);
+    map.set(`${NS}:a`, moved);
+    await expectRejected(map);
+  });
+
+  it("bodies swapped between keys, and whole entries moved to another key", async () => {
+    const { map, stored } = await planted({ a: "alpha body", b: "bravo body" });
+    const a = stored("a");
+    const b = stored("b");
+    map.set(`${NS}:a`, a.replace("alpha body", "bravo body"));
+    await expectRejected(map, "a");
+    map.set(`${NS}:b`, a);
+    await expectRejected(map, "b");
+    expect(b).toContain("bravo body");
+  });
+});
+
+describe("signedStorage: entries written by the previous version", () => {
+  it("are read back: text, parsed JSON and Buffer bodies", async () => {
+    const map = new Map<string, unknown>();
+    const old = previousKeyv(map);
+    const values = {
+      text: cachedValue("old\ntext"),
+      json: cachedValue({ old: ["json"] }),
+      bytes: cachedValue(Buffer.from("old bytes")),
+    };
+    for (const [key, value] of Object.entries(values)) await old.set(key, value);
+    expect(String(map.get(`${NS}:text`))).not.toContain(MARKER);
+    const storage = signedStorage(map, SECRET, { namespace: NS });
+    for (const [key, value] of Object.entries(values)) {
+      expect(await storage.get(key)).toStrictEqual(await old.get(key));
+      expect((await storage.get(key)).data?.data).toStrictEqual(value.data.data);
+    }
+  });
+});
+
+describe("signedStorage: Keyv's expiry", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("is written with the entry and ends it", async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    const map = new Map<string, unknown>();
+    const storage = signedStorage(map, SECRET, { namespace: NS });
+    // No validators: an entry that cannot be revalidated lives exactly its ttl.
+    const value = cachedValue("short-lived", { ttl: 1_000 });
+    await storage.set("k", { ...value, data: { ...value.data, meta: undefined } });
+    const raw = (await storage.keyv.get("k", { raw: true })) as { expires?: number };
+    expect(raw.expires).toBe(1_700_000_001_000);
+    expect((await storage.get("k")).data?.data).toBe("short-lived");
+    vi.setSystemTime(1_700_000_001_001);
+    expect(await storage.keyv.get("k")).toBeUndefined();
+    expect(await storage.get("k")).toStrictEqual({ state: "empty" });
+  });
+});
+
+describe("signedStorage over a Keyv passed in", () => {
+  it("keeps that Keyv's serializer: its entries stay readable by any signed Keyv", async () => {
+    const map = new Map<string, unknown>();
+    const keyv = createKeyv({ store: map, secret: SECRET, namespace: NS });
+    const serialize = keyv.serialize;
+    const storage = signedStorage(keyv, SECRET);
+    await storage.set("k", cachedValue("through your own Keyv\n"));
+    expect(keyv.serialize).toBe(serialize);
+    expect(((await previousKeyv(map).get("k")) as StorageValue).data?.data).toBe(
+      "through your own Keyv\n",
+    );
+    expect((await storage.get("k")).data?.data).toBe("through your own Keyv\n");
+  });
+});
+
+describe("setupCache: response bodies served from the cache", () => {
+  const bodies: Record<string, Buffer> = {
+    "/text": Buffer.from("line one\nline two\r\n\0after a NUL\n日本語 😀"),
+    "/json": Buffer.from(JSON.stringify({ list: [1, 2, 3], note: "multi\nline", emoji: "😀" })),
+    "/bytes": Buffer.from([0, 1, 2, 10, 128, 255]),
+    "/empty": Buffer.alloc(0),
+  };
+  let server: Server;
+  let base: string;
+  let served = 0;
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      served++;
+      const body = bodies[request.url ?? ""] ?? Buffer.alloc(0);
+      response.writeHead(200, { "content-type": "text/plain", "cache-control": "max-age=60" });
+      response.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it.each([
+    ["/text", "text"],
+    ["/json", "json"],
+    ["/bytes", "arraybuffer"],
+    ["/empty", "text"],
+  ] as const)("%s as %s: the hit returns what the network did", async (path, responseType) => {
+    const map = new Map<string, unknown>();
+    const first = setupCache(Axios.create({ baseURL: base }), SECRET, { store: map });
+    const fresh = await first.get(path, { responseType });
+    const before = served;
+    // Another instance over the same store reads the entry back from its stored text.
+    const second = setupCache(Axios.create({ baseURL: base }), SECRET, { store: map });
+    const hit = await second.get(path, { responseType });
+    expect(hit.cached).toBe(true);
+    expect(served).toBe(before);
+    expect(hit.data).toStrictEqual(fresh.data);
+    expect(hit.status).toBe(200);
+    expect(hit.headers["content-type"]).toBe("text/plain");
+  });
+
+  it("serves entries the previous version cached as hits", async () => {
+    const map = new Map<string, unknown>();
+    const old = previousKeyv(map);
+    const previous = setupPlain(Axios.create({ baseURL: base }), {
+      storage: buildStorage({
+        find: (key) => old.get(key),
+        set: async (key, value) => {
+          await old.set(key, value);
+        },
+        remove: async (key) => {
+          await old.delete(key);
+        },
+      }),
+    });
+    const fresh = await previous.get("/json");
+    const before = served;
+    const current = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: map,
+      namespace: NS,
+    });
+    const hit = await current.get("/json");
+    expect(hit.cached).toBe(true);
+    expect(served).toBe(before);
+    expect(hit.data).toStrictEqual(fresh.data);
+  });
+});
