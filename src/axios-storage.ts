@@ -65,6 +65,12 @@ export interface SignedAxiosStorage extends AxiosStorage {
  * (default 1000 ms) unless the given `Keyv` is already signed, which keeps its own setting. A tampered entry is a miss (lax) or rejects the
  * request with {@link BadSignature} (`strict`).
  *
+ * When this storage builds the Keyv itself (from a store adapter, a `Map`, or an unsigned `Keyv`
+ * whose store it wraps), a text or parsed-JSON response body is stored after the entry's JSON
+ * rather than escaped inside it, which keeps large cache hits cheap; the whole stored text is
+ * signed either way, and entries in Keyv's usual JSON still read back. A `Keyv` that is already
+ * signed is used as it is, with its own serializer: entries stay in Keyv's JSON.
+ *
  * @param keyvOrStore - A `Keyv` (its store gets signed unless it already is), a Keyv store adapter
  *   or a `Map`.
  * @param secret - At least 32 bytes.
