@@ -9,12 +9,15 @@
  *     ~ax1<kind><the entry, body left out, as Keyv's default serializer writes it>\n<body>
  *
  * and read back by parsing up to the first newline (Keyv's JSON never contains a raw one) and
- * slicing the rest. `kind` is `t` for a text body, stored as is, or `j` for a parsed JSON body,
- * stored as `JSON.stringify` writes it and read with a plain `JSON.parse`. The signed store signs
- * the whole string, header and body, bound to its key, exactly as it signs any other value.
+ * slicing the rest. `kind` is `t` for a text body, stored as is; `j` for a parsed JSON body,
+ * stored as `JSON.stringify` writes it and read with a plain `JSON.parse`; or `b` for a binary
+ * body (a Buffer, Uint8Array or ArrayBuffer, as axios returns for `responseType: "arraybuffer"`),
+ * stored as one type letter and base64, and read back as the same type with the same bytes —
+ * Keyv's serializer would turn a Uint8Array or an ArrayBuffer into a plain object. The signed
+ * store signs the whole string, header and body, bound to its key, as it signs any other value.
  *
- * Anything else (no body, a Buffer or ArrayBuffer body, a text body holding NUL characters,
- * which some SQL text columns refuse, or lone surrogates) is written as before, by Keyv's
+ * Anything else (no body, a text body holding NUL characters, which some SQL text columns
+ * refuse, or lone surrogates, an object holding a Buffer) is written as before, by Keyv's
  * default serializer; entries written that way, by this or an earlier version, still read back.
  */
 import Keyv, { type Deserialize, type DeserializedData } from "keyv";
@@ -23,6 +26,9 @@ import { BadPayload } from "./errors.js";
 const FORMAT = "~ax1";
 const TEXT = "t";
 const JSON_BODY = "j";
+const BINARY = "b";
+// The binary body's first character names its type, so that it reads back as what was cached.
+const BINARY_TYPES = { B: "Buffer", U: "Uint8Array", A: "ArrayBuffer" } as const;
 const BODY_AT = FORMAT.length + 1;
 // JSON.stringify writes a nested Buffer as this object, which would read back as a plain object:
 // such bodies stay on Keyv's serializer, which revives Buffers.
@@ -53,6 +59,9 @@ export function serializeEntry(data: Entry): string {
       kind = TEXT;
       text = body;
     }
+  } else if (binaryTag(body) !== undefined) {
+    kind = BINARY;
+    text = `${binaryTag(body)}${Buffer.from(bytesOf(body as ArrayBuffer | Uint8Array)).toString("base64")}`;
   } else if (isJsonBody(body)) {
     // undefined when a toJSON method returns nothing: left to Keyv's serializer.
     text = JSON.stringify(body) as string | undefined;
@@ -77,7 +86,7 @@ export function deserializeEntry(stored: string): Entry | undefined {
   if (!stored.startsWith(FORMAT)) return keyvDeserialize(stored) as Entry | undefined;
   const kind = stored[FORMAT.length];
   const newline = stored.indexOf("\n", BODY_AT);
-  if (newline === -1 || (kind !== TEXT && kind !== JSON_BODY)) {
+  if (newline === -1 || (kind !== TEXT && kind !== JSON_BODY && kind !== BINARY)) {
     throw new BadPayload("cached axios entry is malformed");
   }
   const body = stored.slice(newline + 1);
@@ -85,7 +94,7 @@ export function deserializeEntry(stored: string): Entry | undefined {
   let data: unknown;
   try {
     entry = keyvDeserialize(stored.slice(BODY_AT, newline)) as Entry | undefined;
-    data = kind === TEXT ? body : JSON.parse(body);
+    data = kind === TEXT ? body : kind === JSON_BODY ? JSON.parse(body) : binaryFrom(body);
   } catch (cause) {
     throw new BadPayload("cached axios entry could not be decoded", { cause });
   }
@@ -106,6 +115,31 @@ export function useEntryFormat(keyv: Keyv): void {
   keyv.serialize = serializeEntry;
   // Keyv types its deserializer as generic in the value; an axios entry's value is unknown here.
   keyv.deserialize = deserializeEntry as Deserialize;
+}
+
+function binaryTag(body: unknown): keyof typeof BINARY_TYPES | undefined {
+  if (Buffer.isBuffer(body)) return "B";
+  if (body instanceof ArrayBuffer) return "A";
+  // Only a plain Uint8Array: other views (Int16Array, DataView…) keep Keyv's layout.
+  if (body instanceof Uint8Array && body.constructor === Uint8Array) return "U";
+  return undefined;
+}
+
+function bytesOf(body: ArrayBuffer | Uint8Array): Uint8Array {
+  return body instanceof ArrayBuffer ? new Uint8Array(body) : body;
+}
+
+function binaryFrom(text: string): Buffer | Uint8Array | ArrayBuffer {
+  const tag = text[0];
+  const base64 = text.slice(1);
+  const bytes = Buffer.from(base64, "base64");
+  // Lenient base64 decoding would accept two texts for one body; only the canonical one passes.
+  if (!(tag !== undefined && tag in BINARY_TYPES) || bytes.toString("base64") !== base64) {
+    throw new BadPayload("cached axios entry has a malformed binary body");
+  }
+  if (tag === "B") return bytes;
+  const copy = new Uint8Array(bytes);
+  return tag === "U" ? copy : copy.buffer;
 }
 
 /** A body that `JSON.parse` could have produced: what axios hands over after parsing JSON. */
