@@ -10,14 +10,7 @@ import Keyv from "keyv";
 import { setupCache } from "../src/axios.ts";
 import { generateSecret, storeFromUrl } from "../src/index.ts";
 import { jsonText } from "./payload.ts";
-import {
-  interleave,
-  median,
-  pairedMedian,
-  pairedSpread,
-  type RoundTimes,
-  type TimingPlan,
-} from "./timing.ts";
+import { interleave, type RoundTimes, signedVsUnsigned, type TimingPlan } from "./timing.ts";
 
 /** One backend × size: medians in ns per cache hit. */
 export interface AxiosRow {
@@ -115,19 +108,7 @@ export async function benchAxios(
           plan,
           cpu,
         );
-        const u = times.unsigned ?? [];
-        const s = times.signed ?? [];
-        rows.push({
-          backend: backend.name,
-          body,
-          bytes,
-          unsigned: median(u),
-          signed: median(s),
-          added: pairedMedian(s, u),
-          addedSpread: pairedSpread(s, u),
-          addedCpu: pairedMedian(cpu.signed ?? [], cpu.unsigned ?? []),
-          rounds: u.length,
-        });
+        rows.push({ backend: backend.name, body, bytes, ...signedVsUnsigned(times, cpu) });
         progress(`axios ${backend.name} ${body} hit ${bytes} B`);
       }
     }

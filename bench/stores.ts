@@ -16,6 +16,7 @@ import {
   pairedMedian,
   pairedSpread,
   type RoundTimes,
+  signedVsUnsigned,
   type TimingPlan,
 } from "./timing.ts";
 
@@ -162,22 +163,16 @@ export async function benchBackend(
           cpu,
         );
         const u = times.unsigned ?? [];
-        const s = times.signed ?? [];
         rows.push({
           backend: backend.name,
           bytes,
           op,
-          unsigned: median(u),
-          signed: median(s),
-          added: pairedMedian(s, u),
-          addedSpread: pairedSpread(s, u),
+          ...signedVsUnsigned(times, cpu),
           floor: median(times.floor ?? []),
-          addedCpu: pairedMedian(cpu.signed ?? [], cpu.unsigned ?? []),
           floorInPlace: pairedMedian(times.mac ?? [], u),
           floorInPlaceCpu: pairedMedian(cpu.mac ?? [], cpu.unsigned ?? []),
           addedCpuSpread: pairedSpread(cpu.signed ?? [], cpu.unsigned ?? []),
           floorCpu: median(cpu.floor ?? []),
-          rounds: u.length,
         });
         progress(`${backend.name} ${op} ${bytes} B`);
       }

@@ -132,3 +132,27 @@ function rotate<T>(items: readonly T[], round: number): T[] {
   // Every other round also runs backwards, so no arm always follows the same neighbour.
   return Math.floor(round / items.length) % 2 === 1 ? rotated.reverse() : rotated;
 }
+
+/** Signed against unsigned from one interleaved run: medians and per-round differences. */
+export interface SignedVsUnsigned {
+  unsigned: number;
+  signed: number;
+  added: number;
+  addedSpread: number;
+  addedCpu: number;
+  rounds: number;
+}
+
+/** Summarises the `signed` and `unsigned` arms of a run, wall and CPU time. */
+export function signedVsUnsigned(times: RoundTimes, cpu: RoundTimes): SignedVsUnsigned {
+  const u = times.unsigned ?? [];
+  const s = times.signed ?? [];
+  return {
+    unsigned: median(u),
+    signed: median(s),
+    added: pairedMedian(s, u),
+    addedSpread: pairedSpread(s, u),
+    addedCpu: pairedMedian(cpu.signed ?? [], cpu.unsigned ?? []),
+    rounds: u.length,
+  };
+}
