@@ -5,6 +5,7 @@ import KeyvSqlite from "@keyv/sqlite";
 import Keyv from "keyv";
 import sqlite3 from "sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
+import { createKeyv } from "../../src/create-keyv.ts";
 import { signedStore } from "../../src/store.ts";
 import { keyvCompliance } from "../support/compliance.ts";
 import { SECRET } from "../support/secrets.ts";
@@ -82,5 +83,52 @@ describe("signedStore over @keyv/sqlite", () => {
     for await (const [key] of store.iterator("walk")) seen.push(key);
     expect(seen).toHaveLength(25 - 9);
     expect(await rawRow("walk:k0")).toBeUndefined();
+  });
+});
+
+describe("a SQLite file locked by another process", () => {
+  const file = join(dir, "locked.sqlite");
+
+  function exec(db: sqlite3.Database, sql: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      db.exec(sql, (error) => (error ? reject(error) : resolve())),
+    );
+  }
+
+  it("is a miss bounded by storeTimeout, never blocks the event loop, and recovers on release", async () => {
+    const errors: unknown[] = [];
+    const cache = createKeyv({
+      url: `sqlite://${file}`,
+      secret: SECRET,
+      namespace: "locked",
+      onError: (error) => errors.push(error),
+    });
+    await cache.set("k", "before the lock");
+
+    // Another connection takes an exclusive lock: readers and writers must wait for it.
+    const holder = new sqlite3.Database(file);
+    await exec(holder, "BEGIN EXCLUSIVE");
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 20);
+    try {
+      expect(await cache.get("k")).toBeUndefined();
+      expect(await cache.set("k", "during the lock")).toBe(false);
+    } finally {
+      clearInterval(ticker);
+      await exec(holder, "ROLLBACK");
+      await new Promise((resolve) => holder.close(resolve));
+    }
+    // The waits took about two storeTimeouts; the event loop kept turning all along.
+    expect(ticks).toBeGreaterThan(10);
+    expect(errors).toContainEqual(
+      expect.objectContaining({
+        name: "StoreError",
+        message: expect.stringMatching(/within 1000 ms/),
+      }),
+    );
+    // Once the lock is gone the same store serves again. The write that timed out was still
+    // queued in SQLite and lands then: a bound gives up waiting, it cannot cancel the backend.
+    await expect.poll(() => cache.get("k"), { timeout: 10_000 }).toBe("during the lock");
+    await cache.disconnect();
   });
 });
