@@ -3,11 +3,11 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { backendOrSkip, findBackend } from "./support/backends.ts";
 import { SECRET } from "./support/secrets.ts";
 
 const root = resolve(import.meta.dirname, "..");
@@ -17,23 +17,9 @@ const withTsx = ["--import", import.meta.resolve("tsx")];
 const dir = mkdtempSync(join(tmpdir(), "sc_axios_examples-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const redisUp = await new Promise<boolean>((done) => {
-  const { hostname, port } = new URL(REDIS_URL);
-  const socket = connect({ host: hostname, port: Number(port || 6379), timeout: 1000 });
-  const settle = (up: boolean) => {
-    socket.destroy();
-    done(up);
-  };
-  socket.once("connect", () => settle(true));
-  socket.once("error", () => settle(false));
-  socket.once("timeout", () => settle(false));
-});
-if (!redisUp) {
-  const message = `Redis at ${REDIS_URL} is unreachable: examples/axios-redis.ts is SKIPPED`;
-  if (process.env.CI === "true") throw new Error(`${message} — a failure when CI=true`);
-  console.warn(`\n!!! ${message} !!!\n`);
-}
+const redis = await findBackend("Redis", "REDIS_URL", "redis://127.0.0.1:6379");
+const redisUp = backendOrSkip(redis, "examples/axios-redis.ts");
+const REDIS_URL = redis.url;
 
 function example(name: string, env: Record<string, string> = {}) {
   if (!existsSync(join(root, "dist", "axios.js"))) {

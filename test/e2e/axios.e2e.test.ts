@@ -4,7 +4,6 @@
  * stand in for several processes sharing it.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Axios from "axios";
@@ -16,32 +15,15 @@ import {
 } from "../../src/axios.ts";
 import { BadSignature } from "../../src/errors.ts";
 import type { SignedStore } from "../../src/store.ts";
+import { backendOrSkip, findBackend } from "../support/backends.ts";
 import { type Origin, startOrigin } from "../support/origin.ts";
 import { OLD_SECRET, OTHER_SECRET, SECRET } from "../support/secrets.ts";
 
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const dir = mkdtempSync(join(tmpdir(), "sc_axios_e2e-"));
 
-function reachable(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = connect({ host: hostname, port: Number(port || 6379), timeout: 1000 });
-    const settle = (up: boolean) => {
-      socket.destroy();
-      resolve(up);
-    };
-    socket.once("connect", () => settle(true));
-    socket.once("error", () => settle(false));
-    socket.once("timeout", () => settle(false));
-  });
-}
-
-const redisUp = await reachable(REDIS_URL);
-if (!redisUp) {
-  const message = `Redis at ${REDIS_URL} is unreachable: the Redis end-to-end suite is SKIPPED`;
-  if (process.env.CI === "true") throw new Error(`${message} — a failure when CI=true`);
-  console.warn(`\n!!! ${message} !!!\n`);
-}
+const redis = await findBackend("Redis", "REDIS_URL", "redis://127.0.0.1:6379");
+const redisUp = backendOrSkip(redis, "the Redis end-to-end suite");
+const REDIS_URL = redis.url;
 
 let origin: Origin;
 // Every store fault any instance reports: none is expected on healthy backends.

@@ -37,6 +37,20 @@ export async function findBackend(
 }
 
 /**
+ * For a suite that runs only part of its tests on `backend`: says loudly when the server is
+ * down (those tests are skipped), and fails the file when CI=true.
+ *
+ * @returns Whether the backend's tests should run.
+ */
+export function backendOrSkip(backend: Backend, what: string): boolean {
+  if (backend.reachable) return true;
+  const message = `${backend.name} at ${new URL(backend.url).host} is unreachable: ${what} is SKIPPED`;
+  if (process.env.CI === "true") throw new Error(`${message} — a failure when CI=true`);
+  console.warn(`\n!!! ${message} !!!\n`);
+  return false;
+}
+
+/**
  * `describe` for a suite that needs a live server: skipped with a loud warning when the server
  * is down, and a failing test instead when CI=true, so CI never passes without the backend.
  */
