@@ -62,8 +62,8 @@ export interface SignedAxiosStorage extends AxiosStorage {
  *
  * Store faults never fail a request unless `throwOnStoreError` is set: they are reported through
  * `onError` and the request goes to the network. Every store call is bounded by `storeTimeout`
- * (default 1000 ms) unless the given `Keyv` is already signed, which keeps its own setting. A tampered entry is a miss (lax) or rejects the
- * request with {@link BadSignature} (`strict`).
+ * (default 1000 ms) unless the given `Keyv` is already signed, which keeps its own setting. A
+ * tampered entry is a miss (lax) or rejects the request with {@link BadSignature} (`strict`).
  *
  * When this storage builds the Keyv itself (from a store adapter, a `Map`, or an unsigned `Keyv`
  * whose store it wraps), a text or parsed-JSON response body is stored after the entry's JSON
