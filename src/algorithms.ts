@@ -1,4 +1,4 @@
-/** HMAC digests a signed store may sign with. Every one of them is accepted when verifying. */
+/** HMAC digests a signed store may sign with. A store reads only those its `algorithms` allow. */
 export type MacAlgorithm = "sha256" | "sha512" | "blake2b512";
 
 /** The HMAC digest used when none is chosen. */
@@ -52,4 +52,38 @@ export const SPEC_BY_ID: ReadonlyMap<string, AlgorithmSpec> = new Map(
 /** Whether `value` names a supported HMAC digest. */
 export function isMacAlgorithm(value: unknown): value is MacAlgorithm {
   return typeof value === "string" && Object.hasOwn(MAC_BY_DIGEST, value);
+}
+
+/** What `algorithms` may list: an HMAC digest, or `aes-256-gcm` for encrypted entries. */
+export type EntryAlgorithm = MacAlgorithm | "aes-256-gcm";
+
+/** Every name `algorithms` accepts. */
+export const ENTRY_ALGORITHMS: readonly EntryAlgorithm[] = [
+  "sha256",
+  "sha512",
+  "blake2b512",
+  "aes-256-gcm",
+];
+
+/** Whether `value` names an entry algorithm. */
+export function isEntryAlgorithm(value: unknown): value is EntryAlgorithm {
+  return typeof value === "string" && (ENTRY_ALGORITHMS as readonly string[]).includes(value);
+}
+
+/** The spec of an entry algorithm name. */
+export function specOf(algorithm: EntryAlgorithm): AlgorithmSpec {
+  return algorithm === "aes-256-gcm" ? AEAD : MAC_BY_DIGEST[algorithm];
+}
+
+/**
+ * Envelope ids a store accepts on read: `algorithms` when given, otherwise only what it writes,
+ * so that an attacker cannot hand it an entry weaker than its own (no silent downgrade).
+ */
+export function acceptedSpecIds(
+  algorithms: readonly EntryAlgorithm[] | undefined,
+  algorithm: MacAlgorithm,
+  encrypt: boolean,
+): ReadonlySet<string> {
+  const names = algorithms ?? [encrypt ? "aes-256-gcm" : algorithm];
+  return new Set(names.map((name) => specOf(name).id));
 }

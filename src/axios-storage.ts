@@ -6,8 +6,8 @@ import {
 } from "axios-cache-interceptor";
 import Keyv from "keyv";
 import { useEntryFormat } from "./axios-entry.js";
-import { DEFAULT_STORE_TIMEOUT } from "./config.js";
-import { BadData, ConfigError, StoreError } from "./errors.js";
+import { DEFAULT_STORE_TIMEOUT, readConfig } from "./config.js";
+import { BadData, ConfigError, EntryTooLarge, StoreError } from "./errors.js";
 import { Keyring, type Secret } from "./keyring.js";
 import { LocalWrites, REMOVED } from "./local-writes.js";
 import { SignedStore, type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
@@ -18,6 +18,8 @@ type StoredValue = Parameters<AxiosStorage["set"]>[1];
 const LOADING_TTL_MS = 60_000;
 /** How long a write the store rejected stays visible to this process. */
 const FAILED_WRITE_GRACE_MS = 5_000;
+/** The purpose bound into every axios entry: no other kind of entry verifies as one. */
+const AXIOS_PURPOSE = "axios";
 const SIGNING_OPTIONS = [
   "fallbacks",
   "strict",
@@ -25,11 +27,21 @@ const SIGNING_OPTIONS = [
   "resign",
   "encrypt",
   "algorithm",
+  "algorithms",
   "storeTimeout",
+  "maxEntryBytes",
 ] as const satisfies readonly (keyof SignedStoreOptions)[];
 
 /** Options of {@link signedStorage}. */
-export interface SignedStorageOptions extends SignedStoreOptions {
+export interface SignedStorageOptions extends Omit<SignedStoreOptions, "purpose"> {
+  /**
+   * The longest, in ms, an entry is kept past its freshness to be revalidated (ETag,
+   * Last-Modified) or served stale (`stale-while-revalidate`, `staleIfError`). Every entry's
+   * signed expiry is its freshness plus at most this: it bounds how long an old response can be
+   * replayed into the store and still be served.
+   * @default 86400000 (24 h), or SIGNED_CACHE_MAX_STALE
+   */
+  maxStale?: number;
   /**
    * Keyv namespace of the entries. Ignored when a `Keyv` is passed: its own namespace is kept.
    * @default "keyv"
@@ -94,6 +106,10 @@ export function signedStorage(
 ): SignedAxiosStorage {
   const keyv = signedKeyv(keyvOrStore, secret, options);
   const strict = keyv.store instanceof SignedStore && keyv.store.strict;
+  const maxStale = options.maxStale ?? readConfig().maxStale;
+  if (!Number.isSafeInteger(maxStale) || maxStale < 0) {
+    throw new ConfigError("maxStale must be a whole, non-negative number of milliseconds");
+  }
   const local = new LocalWrites<StoredValue>();
   const reported = new WeakSet<object>();
 
@@ -155,7 +171,10 @@ export function signedStorage(
     const loading = value !== REMOVED && value.state === "loading";
     local.failed(key, token, loading ? loadingTtl(undefined) : FAILED_WRITE_GRACE_MS);
     const storeError = report(failure, operation);
-    if (options.throwOnStoreError && !loading) throw storeError;
+    // An entry too large to cache is a response not cached, not a store that failed.
+    if (options.throwOnStoreError && !loading && !(failure instanceof EntryTooLarge)) {
+      throw storeError;
+    }
   };
 
   const storage = buildStorage({
@@ -177,7 +196,7 @@ export function signedStorage(
       return isStorageValue(value) ? value : undefined;
     },
     async set(key, value, request) {
-      const ttl = entryTtl(value, request);
+      const ttl = entryTtl(value, request, maxStale);
       // Already past its life: what buildStorage would delete on the next read is not written.
       if (ttl !== undefined && ttl <= 0) {
         await write(key, REMOVED, () => keyv.delete(key), "delete");
@@ -201,48 +220,94 @@ export function signedStorage(
   return Object.assign(storage, { keyv }) as SignedAxiosStorage;
 }
 
-/** The signed Keyv behind a storage: the given one if already signed, otherwise a new one. */
+/**
+ * The signed Keyv behind a storage, always its own: over the given store, the given Keyv's store,
+ * or the given signed Keyv's backend and secrets, with the `axios` purpose bound into every entry.
+ */
 function signedKeyv(
   keyvOrStore: Keyv | WrappableStore,
   secret: Secret,
   options: SignedStorageOptions,
 ): Keyv {
   // Like createKeyv, bound every store call by default: a dead store must not hang a request.
-  const signing = { storeTimeout: DEFAULT_STORE_TIMEOUT, ...signingOptions(options) };
+  const signing = {
+    storeTimeout: DEFAULT_STORE_TIMEOUT,
+    ...signingOptions(options),
+    purpose: AXIOS_PURPOSE,
+  };
   if (!isKeyv(keyvOrStore)) {
-    const keyv = new Keyv({
-      store: signedStore(keyvOrStore, secret, signing),
-      namespace: options.namespace ?? "keyv",
-      // Store faults and strict-mode rejections must reach the storage, not be swallowed.
-      throwOnErrors: true,
-    });
-    useEntryFormat(keyv);
-    return keyv;
+    return entryKeyv(signedStore(keyvOrStore, secret, signing), options.namespace ?? "keyv");
   }
   const inner = keyvOrStore.store as unknown;
-  if (inner instanceof SignedStore) {
-    const current = new Keyring(secret).kids[0];
-    if (inner.kids[0] !== current) {
-      throw new ConfigError("the Keyv is already signed with a different secret");
-    }
-    const given = SIGNING_OPTIONS.filter((name) => options[name] !== undefined);
-    if (given.length > 0) {
-      throw new ConfigError(
-        `the Keyv is already signed: set ${given.join(", ")} on its signedStore instead`,
-      );
-    }
-    return keyvOrStore;
+  if (!(inner instanceof SignedStore)) {
+    return entryKeyv(
+      signedStore(inner as WrappableStore, secret, signing),
+      keyvOrStore.namespace,
+      keyvOrStore.useKeyPrefix,
+    );
   }
+  const current = new Keyring(secret).kids[0];
+  if (inner.kids[0] !== current) {
+    throw new ConfigError("the Keyv is already signed with a different secret");
+  }
+  const given = SIGNING_OPTIONS.filter((name) => options[name] !== undefined);
+  if (given.length > 0) {
+    throw new ConfigError(
+      `the Keyv is already signed: set ${given.join(", ")} on its signedStore instead`,
+    );
+  }
+  // Its settings, its backend and namespace; only the purpose differs, so that what the storage
+  // writes never reads back as a plain value of that Keyv, and no plain value as an HTTP entry.
+  const store = inner.purpose === AXIOS_PURPOSE ? inner : inner.withPurpose(AXIOS_PURPOSE);
+  return entryKeyv(store, keyvOrStore.namespace, keyvOrStore.useKeyPrefix);
+}
+
+/** A Keyv the storage owns over `store`, writing entries in the axios entry layout. */
+function entryKeyv(
+  store: SignedStore,
+  namespace: string | undefined,
+  useKeyPrefix?: boolean,
+): Keyv {
   const keyv = new Keyv({
-    store: signedStore(inner as WrappableStore, secret, signing),
-    namespace: keyvOrStore.namespace,
-    ttl: keyvOrStore.ttl,
-    useKeyPrefix: keyvOrStore.useKeyPrefix,
+    store,
+    namespace,
+    ...(useKeyPrefix === undefined ? {} : { useKeyPrefix }),
+    // Store faults and strict-mode rejections must reach the storage, not be swallowed.
     throwOnErrors: true,
   });
-  // This Keyv is the storage's own: the given one never read the signed entries anyway.
   useEntryFormat(keyv);
   return keyv;
+}
+
+const STORAGE_OPTIONS = [
+  "namespace",
+  "onError",
+  "throwOnStoreError",
+  "maxStale",
+] as const satisfies readonly (keyof SignedStorageOptions)[];
+
+/**
+ * Splits `setupCache` options three ways: what signs entries, what the storage itself takes, and
+ * the rest — axios-cache-interceptor's own options.
+ */
+export function splitOptions<T extends SignedStorageOptions>(
+  options: T,
+): {
+  cache: Omit<T, keyof SignedStorageOptions>;
+  signing: SignedStoreOptions;
+  storage: Pick<SignedStorageOptions, (typeof STORAGE_OPTIONS)[number]>;
+} {
+  const cache = { ...options } as Record<string, unknown>;
+  const storage: Record<string, unknown> = {};
+  for (const name of [...SIGNING_OPTIONS, ...STORAGE_OPTIONS]) delete cache[name];
+  for (const name of STORAGE_OPTIONS) {
+    if (options[name] !== undefined) storage[name] = options[name];
+  }
+  return {
+    cache: cache as Omit<T, keyof SignedStorageOptions>,
+    signing: signingOptions(options),
+    storage,
+  };
 }
 
 /** The options of `options` that configure signing, for {@link signedStore}. */
@@ -276,19 +341,32 @@ function isStorageValue(value: unknown): value is StorageValue {
 }
 
 /**
- * How long the store should keep an entry, in ms, or `undefined` for the Keyv's default. Entries
- * that can still be revalidated (ETag, Last-Modified) or served stale must outlive their ttl, or
- * the backend would evict them before axios-cache-interceptor turns them stale.
+ * How long the store should keep an entry, in ms; the signed store turns it into the entry's
+ * signed expiry. A response is kept for its freshness, plus — when it can still be used once
+ * stale (revalidated with ETag / Last-Modified, or served by stale-while-revalidate or
+ * staleIfError) — at most `maxStale` more. So every entry expires, and an old response written
+ * back into the store stops being served `maxStale` after it went stale.
  */
-function entryTtl(value: StoredValue, request: CacheRequestConfig | undefined): number | undefined {
+function entryTtl(
+  value: StoredValue,
+  request: CacheRequestConfig | undefined,
+  maxStale: number,
+): number {
   if (value.state === "loading") return loadingTtl(request);
-  if (canRevalidate(value)) return undefined;
-  const now = Date.now();
-  if (value.state === "cached") {
-    const stale = value.staleTtl !== undefined && value.staleTtl > 0 ? value.staleTtl : 0;
-    return value.createdAt + value.ttl + stale - now;
-  }
-  return value.ttl === undefined ? undefined : value.createdAt + value.ttl - now;
+  const freshUntil = value.createdAt + (value.ttl ?? 0);
+  const staleTtl = value.state === "cached" ? (value.staleTtl ?? 0) : 0;
+  const usableStale =
+    canRevalidate(value) || value.state !== "cached" || staleIfErrorOn(request)
+      ? maxStale
+      : Math.min(Math.max(staleTtl, 0), maxStale);
+  return freshUntil + usableStale - Date.now();
+}
+
+/** Whether a request may serve a stale entry when the origin fails (axios-cache-interceptor's default: yes). */
+function staleIfErrorOn(request: CacheRequestConfig | undefined): boolean {
+  const cache = request?.cache;
+  if (cache === undefined || cache === false) return true;
+  return cache.staleIfError !== false && cache.staleIfError !== 0;
 }
 
 function loadingTtl(request: CacheRequestConfig | undefined): number {

@@ -5,20 +5,20 @@ import {
   setupCache as setupAxiosCache,
 } from "axios-cache-interceptor";
 import type Keyv from "keyv";
-import { useEntryFormat } from "./axios-entry.js";
+import { requestKey } from "./axios-key.js";
 import {
   isKeyv,
   type SignedAxiosStorage,
   type SignedStorageOptions,
   signedStorage,
-  signingOptions,
+  splitOptions,
 } from "./axios-storage.js";
 import { ChainedWaiting, settleFollowersOnFailure } from "./axios-waiting.js";
 import { readConfig } from "./config.js";
 import { createKeyv } from "./create-keyv.js";
 import { ConfigError } from "./errors.js";
 import type { Secret } from "./keyring.js";
-import type { WrappableStore } from "./store.js";
+import type { SignedStoreOptions, WrappableStore } from "./store.js";
 
 /**
  * Options of {@link setupCache}: every option of axios-cache-interceptor's `setupCache` except
@@ -47,6 +47,9 @@ export type SignedAxiosCacheInstance = AxiosCacheInstance & { storage: SignedAxi
  * signed. Store faults (down, slow, erroring) never fail or hang a request: they are reported
  * through `onError` and the request goes to the network.
  *
+ * Requests are keyed by {@link requestKey} unless `generateKey` is given: unlike the default
+ * 32-bit hash, two different requests never share an entry.
+ *
  * @param axios - An axios instance (`axios.create()`), set up once.
  * @param secret - At least 32 bytes. Default: `SIGNED_CACHE_SECRET`.
  * @throws {ConfigError} When no secret is given or set, it is too short, an option is invalid,
@@ -70,22 +73,27 @@ export function setupCache(
       "setupCache does not take `storage`: pass `store` (a Keyv, a store adapter, a Map or a URL)",
     );
   }
-  const { store, register, waiting, onError, throwOnStoreError, ...rest } = options;
+  const { store, register, waiting, ...given } = options;
+  const { cache, signing, storage: storageOnly } = splitOptions(given);
   const key = secret === undefined || secret === "" ? readConfig().secret : secret;
   if (key === undefined) {
     throw new ConfigError("no secret: pass one to setupCache or set SIGNED_CACHE_SECRET");
   }
-  const faults = {
-    ...(onError === undefined ? {} : { onError }),
-    ...(throwOnStoreError === undefined ? {} : { throwOnStoreError }),
-  };
   // A Keyv is signed (or checked) by signedStorage; anything else is opened by createKeyv, which
-  // also reads the SIGNED_CACHE_* environment for whatever is not given here.
+  // also reads the SIGNED_CACHE_* environment for whatever is not given here. Either way the
+  // storage builds its own Keyv over it, bound to the axios purpose.
   const storage = isKeyv(store)
-    ? signedStorage(store, key, { ...signingOptions(rest), ...faults })
-    : signedStorage(openKeyv(store as string | WrappableStore | undefined, key, rest), key, faults);
+    ? signedStorage(store, key, { ...signing, ...storageOnly })
+    : signedStorage(
+        openKeyv(store as string | WrappableStore | undefined, key, signing, storageOnly.namespace),
+        key,
+        { ...storageOnly, namespace: undefined },
+      );
+  // Only axios-cache-interceptor's own options reach it: secrets and callbacks stay out of
+  // `axios.defaults.cache`, which applications log and inspect.
   const instance = setupAxiosCache(axios, {
-    ...rest,
+    ...cache,
+    generateKey: cache.generateKey ?? requestKey,
     storage,
     waiting: waiting ?? new ChainedWaiting(),
     register: false,
@@ -105,21 +113,18 @@ export function setupCache(
 function openKeyv(
   store: string | WrappableStore | undefined,
   secret: Secret,
-  options: SignedStorageOptions,
+  signing: SignedStoreOptions,
+  namespace: string | undefined,
 ): Keyv {
-  const keyv = createKeyv({
+  return createKeyv({
     ...(typeof store === "string" ? { url: store } : store === undefined ? {} : { store }),
     secret,
-    ...signingOptions(options),
-    ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+    ...signing,
+    ...(namespace === undefined ? {} : { namespace }),
   });
-  // The storage decides what a store fault does to a request, so it must see every one.
-  keyv.throwOnErrors = true;
-  // This Keyv serves only the storage: it may keep response bodies out of Keyv's JSON.
-  useEntryFormat(keyv);
-  return keyv;
 }
 
+export { requestKey } from "./axios-key.js";
 export {
   type SignedAxiosStorage,
   type SignedStorageOptions,

@@ -48,6 +48,9 @@ async function walk(action: Action, flags: StoreFlags): Promise<number> {
   const store = signedStore(storeFromUrl(url), config.secret as Secret, {
     fallbacks: config.fallbacks,
     encrypt: config.encrypt,
+    algorithm: config.algorithm,
+    ...(config.algorithms === undefined ? {} : { algorithms: config.algorithms }),
+    maxEntryBytes: config.maxEntryBytes,
     storeTimeout: config.storeTimeout,
   });
   store.namespace = namespace;

@@ -1,5 +1,5 @@
 import Keyv from "keyv";
-import type { MacAlgorithm } from "./algorithms.js";
+import type { EntryAlgorithm, MacAlgorithm } from "./algorithms.js";
 import { checkNamespace, readConfig } from "./config.js";
 import { type BadData, ConfigError } from "./errors.js";
 import type { Secret } from "./keyring.js";
@@ -33,8 +33,20 @@ export interface CreateKeyvOptions {
   resign?: boolean;
   /** Encrypt payloads with AES-256-GCM. @default false */
   encrypt?: boolean;
-  /** HMAC digest for new entries. @default "sha256" */
+  /** HMAC digest for new entries. @default "sha256", or SIGNED_CACHE_ALGORITHM */
   algorithm?: MacAlgorithm;
+  /**
+   * Algorithms accepted on read; see {@link SignedStoreOptions.algorithms}.
+   * @default only what the store writes, or SIGNED_CACHE_ALGORITHMS
+   */
+  algorithms?: readonly EntryAlgorithm[];
+  /**
+   * What the entries are for, bound into every MAC; see {@link SignedStoreOptions.purpose}.
+   * @default "keyv"
+   */
+  purpose?: string;
+  /** Largest stored entry in bytes. @default 33554432 (32 MiB), or SIGNED_CACHE_MAX_ENTRY_BYTES */
+  maxEntryBytes?: number;
   /** Called with every rejected entry's error. */
   onInvalid?: (error: BadData) => void;
   /** Called with every error Keyv reports: store faults such as a timeout or a backend down. */
@@ -79,7 +91,12 @@ export function createKeyv(options: CreateKeyvOptions = {}): Keyv {
     resign: options.resign ?? config.resign,
     encrypt: options.encrypt ?? config.encrypt,
     storeTimeout: options.storeTimeout ?? config.storeTimeout,
-    ...(options.algorithm === undefined ? {} : { algorithm: options.algorithm }),
+    algorithm: options.algorithm ?? config.algorithm,
+    maxEntryBytes: options.maxEntryBytes ?? config.maxEntryBytes,
+    ...((options.algorithms ?? config.algorithms) === undefined
+      ? {}
+      : { algorithms: options.algorithms ?? config.algorithms }),
+    ...(options.purpose === undefined ? {} : { purpose: options.purpose }),
     ...(options.onInvalid === undefined ? {} : { onInvalid: options.onInvalid }),
   };
   // Every setting is checked on a throwaway Map before a URL opens a file or a connection.

@@ -10,7 +10,9 @@ export type SignedCacheErrorCode =
   | "ERR_SIGNED_CACHE_BAD_DATA"
   | "ERR_SIGNED_CACHE_BAD_SIGNATURE"
   | "ERR_SIGNED_CACHE_BAD_PAYLOAD"
-  | "ERR_SIGNED_CACHE_STORE";
+  | "ERR_SIGNED_CACHE_STORE"
+  | "ERR_SIGNED_CACHE_ENTRY_TOO_LARGE"
+  | "ERR_SIGNED_CACHE_INVALID_KEY";
 
 /** Base class of every error signed-cache throws. */
 export class SignedCacheError extends Error {
@@ -34,12 +36,16 @@ export class ConfigError extends SignedCacheError {
  */
 export class BadData extends SignedCacheError {
   override readonly code: SignedCacheErrorCode = "ERR_SIGNED_CACHE_BAD_DATA";
-  /** The namespaced cache key of the rejected entry, when known. */
-  readonly key: string | undefined;
+  /**
+   * The namespaced cache key of the rejected entry, when known. Keys can hold tokens, so it is
+   * never part of the message and is not enumerable: loggers that serialize an error's own
+   * properties leave it out. Read it deliberately when you need it.
+   */
+  declare readonly key: string | undefined;
 
   constructor(message: string, options?: ErrorOptions & { key?: string }) {
     super(message, options);
-    this.key = options?.key;
+    Object.defineProperty(this, "key", { value: options?.key, enumerable: false });
   }
 }
 
@@ -79,5 +85,22 @@ export class BadPayload extends BadData {
 
 /** The backing store failed or did not answer within `storeTimeout`. */
 export class StoreError extends SignedCacheError {
-  override readonly code = "ERR_SIGNED_CACHE_STORE";
+  override readonly code: SignedCacheErrorCode = "ERR_SIGNED_CACHE_STORE";
+}
+
+/**
+ * A value whose envelope is larger than `maxEntryBytes`: it is not cached (and any older entry
+ * under its key is removed, so no stale value is left behind).
+ */
+export class EntryTooLarge extends StoreError {
+  override readonly code = "ERR_SIGNED_CACHE_ENTRY_TOO_LARGE";
+}
+
+/**
+ * A key the backend could not store faithfully: not well-formed Unicode (a lone surrogate), too
+ * long for the backend, or holding a character it drops. Refused at `set` rather than stored
+ * under a changed key, which would read back as another entry.
+ */
+export class InvalidKey extends SignedCacheError {
+  override readonly code = "ERR_SIGNED_CACHE_INVALID_KEY";
 }

@@ -1,16 +1,39 @@
 import { EventEmitter } from "node:events";
+import { inspect } from "node:util";
 import type { KeyvStoreAdapter } from "keyv";
-import { DEFAULT_MAC_ALGORITHM, isMacAlgorithm, type MacAlgorithm } from "./algorithms.js";
-import { type OpenedEnvelope, openEnvelope, sealEnvelope } from "./envelope.js";
+import {
+  acceptedSpecIds,
+  DEFAULT_MAC_ALGORITHM,
+  type EntryAlgorithm,
+  isEntryAlgorithm,
+  isMacAlgorithm,
+  MAC_BY_DIGEST,
+  type MacAlgorithm,
+} from "./algorithms.js";
+import { DEFAULT_MAX_ENTRY_BYTES } from "./config.js";
+import {
+  DEFAULT_PURPOSE,
+  isOutdatedEnvelope,
+  isPurpose,
+  type OpenedEnvelope,
+  openEnvelope,
+  type SealOptions,
+  sealEnvelope,
+} from "./envelope.js";
 import {
   BadData,
   BadSignature,
   type BadSignatureReason,
   ConfigError,
+  EntryTooLarge,
+  InvalidKey,
   SignedCacheError,
   StoreError,
 } from "./errors.js";
+import { KEY_LIMITS, type KeyLimits } from "./key-limits.js";
 import { Keyring, type Secret } from "./keyring.js";
+import { redactUrl } from "./stores.js";
+import { expiryOf, normalizeTtl } from "./ttl.js";
 
 /** Anything `signedStore` can wrap: a Keyv store adapter or a plain `Map`. */
 export type WrappableStore = KeyvStoreAdapter | Map<string, unknown>;
@@ -31,8 +54,30 @@ export interface SignedStoreOptions {
   resign?: boolean;
   /** Encrypt payloads with AES-256-GCM rather than only signing them. @default false */
   encrypt?: boolean;
-  /** HMAC digest for new entries; every supported digest is accepted on read. @default "sha256" */
+  /** HMAC digest for new entries. @default "sha256" */
   algorithm?: MacAlgorithm;
+  /**
+   * What is accepted on read: HMAC digests and `aes-256-gcm` for encrypted entries. It must
+   * include what the store writes. List more only while migrating (a new digest, or signed ↔
+   * encrypted): anything else is rejected as `unsupported-version`, so an attacker cannot hand
+   * the store an entry weaker than its own.
+   * @default the configured `algorithm`, or `["aes-256-gcm"]` when `encrypt` is on
+   */
+  algorithms?: readonly EntryAlgorithm[];
+  /**
+   * What the entries are for, bound into every MAC: an entry written for one purpose never
+   * verifies for another (the axios storage uses `axios`). Lowercase letters, digits and `-`,
+   * at most 16 characters.
+   * @default "keyv"
+   */
+  purpose?: string;
+  /**
+   * Largest stored entry in bytes (UTF-8, envelope included). A larger write is not cached: it
+   * removes any older entry under its key and rejects with {@link EntryTooLarge}. A larger read
+   * is rejected before any parsing or crypto, as `malformed`.
+   * @default 33554432 (32 MiB)
+   */
+  maxEntryBytes?: number;
   /**
    * Upper bound in ms on each call to the wrapped store; a call past it rejects with
    * {@link StoreError}. `0` or unset: no bound.
@@ -59,6 +104,20 @@ export interface EntryAudit {
 
 type SetEntry = { key: string; value: unknown; ttl?: number };
 
+/** A store's settings once checked, shared by the stores {@link SignedStore.withPurpose} makes. */
+interface Settings {
+  readonly strict: boolean;
+  readonly resign: boolean;
+  readonly encrypt: boolean;
+  readonly algorithm: MacAlgorithm;
+  readonly algorithms: readonly EntryAlgorithm[] | undefined;
+  readonly accepted: ReadonlySet<string>;
+  readonly purpose: string;
+  readonly timeout: number;
+  readonly maxEntryBytes: number;
+  readonly onInvalid: ((error: BadData) => void) | undefined;
+}
+
 // Keys deleted per call when clearing a namespace: bounded so no single statement is huge.
 const CLEAR_BATCH = 500;
 
@@ -70,24 +129,30 @@ type ReadResult = unknown | typeof MISS;
  * it on the way back. Built by {@link signedStore}.
  */
 export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
-  /** The wrapped store, holding envelopes. */
-  readonly backend: WrappableStore;
+  readonly #backend: WrappableStore;
   readonly #keyring: Keyring;
   readonly #map: Map<string, unknown> | undefined;
   readonly #adapter: KeyvStoreAdapter | undefined;
-  readonly #strict: boolean;
-  readonly #resign: boolean;
-  readonly #encrypt: boolean;
-  readonly #algorithm: MacAlgorithm;
-  readonly #timeout: number;
-  readonly #onInvalid: ((error: BadData) => void) | undefined;
+  readonly #settings: Settings;
+  readonly #limits: KeyLimits | undefined;
   readonly #mapOpts = { dialect: "map", url: "memory://" };
   #safeOpts: Record<string, unknown> | undefined;
   #namespace: string | undefined;
 
-  constructor(store: WrappableStore, secret: Secret, options: SignedStoreOptions = {}) {
+  /**
+   * @param secret - The current secret, or a {@link Keyring} holding it and the fallbacks (then
+   *   `options.fallbacks` must be left out).
+   */
+  constructor(store: WrappableStore, secret: Secret | Keyring, options: SignedStoreOptions = {}) {
     super();
-    this.#keyring = new Keyring(secret, options.fallbacks ?? []);
+    if (secret instanceof Keyring) {
+      if (options.fallbacks !== undefined) {
+        throw new ConfigError("pass fallbacks inside the Keyring, not as an option beside it");
+      }
+      this.#keyring = secret;
+    } else {
+      this.#keyring = new Keyring(secret, options.fallbacks ?? []);
+    }
     if (store instanceof Map) {
       this.#map = store;
     } else if (isAdapter(store)) {
@@ -99,21 +164,50 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     } else {
       throw new ConfigError("store must be a Keyv store adapter (get/set/delete/clear) or a Map");
     }
-    const algorithm = options.algorithm ?? DEFAULT_MAC_ALGORITHM;
-    if (!isMacAlgorithm(algorithm)) {
-      throw new ConfigError("algorithm must be one of sha256, sha512, blake2b512");
-    }
-    const timeout = options.storeTimeout ?? 0;
-    if (!Number.isFinite(timeout) || timeout < 0) {
-      throw new ConfigError("storeTimeout must be a non-negative number of milliseconds");
-    }
-    this.backend = store;
-    this.#strict = options.strict ?? false;
-    this.#resign = options.resign ?? false;
-    this.#encrypt = options.encrypt ?? false;
-    this.#algorithm = algorithm;
-    this.#timeout = timeout;
-    this.#onInvalid = options.onInvalid;
+    this.#backend = store;
+    this.#settings = checkOptions(options);
+    const limits = (store as { [KEY_LIMITS]?: KeyLimits })[KEY_LIMITS];
+    this.#limits = store instanceof Map ? undefined : limits;
+  }
+
+  /** The wrapped store, holding envelopes. */
+  get backend(): WrappableStore {
+    return this.#backend;
+  }
+
+  /** What the entries are for: bound into every MAC. */
+  get purpose(): string {
+    return this.#settings.purpose;
+  }
+
+  /**
+   * A store over the same backend, secrets and settings whose entries are for another purpose.
+   * Entries of each never verify for the other.
+   *
+   * @throws {ConfigError} When `purpose` is not a valid purpose label.
+   */
+  withPurpose(purpose: string): SignedStore {
+    const { strict, resign, encrypt, algorithm, algorithms, timeout, maxEntryBytes, onInvalid } =
+      this.#settings;
+    return new SignedStore(this.#backend, this.#keyring, {
+      strict,
+      resign,
+      encrypt,
+      algorithm,
+      ...(algorithms === undefined ? {} : { algorithms }),
+      storeTimeout: timeout,
+      maxEntryBytes,
+      purpose,
+      ...(onInvalid === undefined ? {} : { onInvalid }),
+    });
+  }
+
+  /** What `console.log` and `util.inspect` show: never a secret, a derived key or a password. */
+  [inspect.custom](): string {
+    const backend = this.#map ? "Map" : (this.#adapter?.constructor?.name ?? "adapter");
+    const url = this.#adapter?.opts?.url;
+    const where = typeof url === "string" && url !== "" ? ` ${redactUrl(url)}` : "";
+    return `SignedStore { backend: ${backend}${where}, namespace: ${inspect(this.#namespace)}, purpose: ${inspect(this.purpose)}, kids: ${inspect(this.kids)} }`;
   }
 
   /** The wrapped adapter's options (Keyv reads them), or a description of the Map. */
@@ -122,12 +216,13 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     if (opts === undefined || opts === null) return this.#mapOpts;
     // Keyv probes `opts.url.includes(...)` on any store with an iterator, and this one always
     // has one: give adapters without a url an empty one rather than let Keyv's constructor throw.
-    if (typeof opts.url !== "string") {
-      const safe = this.#safeOpts ?? { ...opts, url: "" };
-      this.#safeOpts = safe;
-      return safe;
-    }
-    return opts;
+    // Keyv only probes the url, so what it sees is redacted: Keyv's own inspect shows these opts.
+    this.#safeOpts ??= {
+      ...opts,
+      url: typeof opts.url === "string" ? redactUrl(opts.url) : "",
+      ...(typeof opts.uri === "string" ? { uri: redactUrl(opts.uri) } : {}),
+    };
+    return this.#safeOpts as Record<string, unknown>;
   }
 
   /** The namespace Keyv set; it is bound into every MAC and forwarded to the wrapped adapter. */
@@ -136,13 +231,16 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   set namespace(namespace: string | undefined) {
+    if (namespace !== undefined && (typeof namespace !== "string" || !namespace.isWellFormed())) {
+      throw new ConfigError("namespace must be a well-formed string");
+    }
     this.#namespace = namespace;
     if (this.#adapter) this.#adapter.namespace = namespace;
   }
 
   /** Whether reads throw on bad entries. */
   get strict(): boolean {
-    return this.#strict;
+    return this.#settings.strict;
   }
 
   /** Key ids of the configured secrets, current first. */
@@ -152,28 +250,35 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   // biome-ignore lint/suspicious/noExplicitAny: the Keyv adapter interface returns any stored data.
   async get<Value>(key: string): Promise<any> {
-    const raw = await this.#fetch("get", () =>
-      this.#map ? this.#map.get(key) : this.#adapter?.get(key),
-    );
-    const result = await this.#read(key, raw);
+    // A key the backend cannot hold was never written: asking the backend would read its alias.
+    if (this.#keyProblem(key) !== undefined) return undefined;
+    // A Map answers synchronously and cannot fail: no timeout or fault handling to pay for.
+    const raw = this.#map
+      ? this.#map.get(key)
+      : await this.#fetch("get", () => (this.#adapter as KeyvStoreAdapter).get(key));
+    let result = this.#read(key, raw);
+    if (result instanceof Promise) result = await result;
     return result === MISS ? undefined : (result as Value);
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: the Keyv adapter interface returns any stored data.
   async getMany<Value>(keys: string[]): Promise<any[]> {
+    const storable = keys.filter((key) => this.#keyProblem(key) === undefined);
     const raws = await this.#fetch("getMany", () => {
-      if (this.#map) return keys.map((key) => this.#map?.get(key));
+      if (this.#map) return storable.map((key) => this.#map?.get(key));
       const adapter = this.#adapter as KeyvStoreAdapter;
       return adapter.getMany
-        ? adapter.getMany(keys)
-        : Promise.all(keys.map((key) => adapter.get(key)));
+        ? adapter.getMany(storable)
+        : Promise.all(storable.map((key) => adapter.get(key)));
     });
-    const results = await Promise.all(keys.map((key, index) => this.#read(key, raws[index])));
+    const byKey = new Map(storable.map((key, index) => [key, raws[index]]));
+    const results = await Promise.all(keys.map((key) => this.#read(key, byKey.get(key))));
     return results.map((result) => (result === MISS ? undefined : (result as Value)));
   }
 
   /** Whether a valid, unexpired entry exists; a tampered entry is not "present". */
   async has(key: string): Promise<boolean> {
+    if (this.#keyProblem(key) !== undefined) return false;
     const raw = await this.#fetch("has", () =>
       this.#map ? this.#map.get(key) : this.#adapter?.get(key),
     );
@@ -186,20 +291,22 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   /**
    * Signs `value` and writes it. `ttl` (ms) becomes the signed expiry and is passed on to the
-   * wrapped store so that backends with native expiry still evict the entry.
+   * wrapped store so that backends with native expiry still evict the entry; see
+   * {@link normalizeTtl} for zero, fractional, huge and non-finite values.
+   *
+   * @throws {InvalidKey} When the backend cannot store `key` faithfully.
+   * @throws {EntryTooLarge} When the entry exceeds `maxEntryBytes`; an older entry is removed.
    */
   // biome-ignore lint/suspicious/noExplicitAny: mirrors the Keyv adapter interface.
   async set(key: string, value: unknown, ttl?: number): Promise<any> {
-    const envelope = this.#seal(key, value, expiryFromTtl(ttl));
-    return this.#call("set", () => this.#write(key, envelope, ttl));
+    const sealed = await this.#sealForWrite(key, value, ttl);
+    return this.#call("set", () => this.#write(key, sealed.value, sealed.ttl));
   }
 
   async setMany(entries: SetEntry[]): Promise<void> {
-    const sealed = entries.map(({ key, value, ttl }) => ({
-      key,
-      value: this.#seal(key, value, expiryFromTtl(ttl)),
-      ttl,
-    }));
+    const sealed: (SetEntry & { value: string })[] = [];
+    for (const { key, value, ttl } of entries)
+      sealed.push(await this.#sealForWrite(key, value, ttl));
     const adapter = this.#adapter;
     await this.#call("setMany", async () => {
       if (adapter?.setMany) return adapter.setMany(sealed);
@@ -207,13 +314,57 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     });
   }
 
+  /** Checks the key, seals the value and checks the size: everything a write needs first. */
+  async #sealForWrite(
+    key: string,
+    value: unknown,
+    ttl: unknown,
+  ): Promise<SetEntry & { value: string }> {
+    const problem = this.#keyProblem(key);
+    if (problem !== undefined) throw new InvalidKey(`cannot store this key: ${problem}`);
+    const whole = normalizeTtl(ttl);
+    const envelope = this.#seal(key, value, expiryOf(whole), this.#sealOptions());
+    const max = this.#settings.maxEntryBytes;
+    // Length bounds the UTF-8 size from below: only entries that may be too big are measured.
+    if (envelope.length > max / 3 && Buffer.byteLength(envelope, "utf8") > max) {
+      // The older entry would otherwise be served in place of the value just refused.
+      await this.#deleteQuietly(key);
+      throw new EntryTooLarge(
+        `entry of ${Buffer.byteLength(envelope, "utf8")} bytes exceeds maxEntryBytes (${max}); not cached`,
+      );
+    }
+    return { key, value: envelope, ...(whole === undefined ? {} : { ttl: whole }) };
+  }
+
+  /**
+   * Why the backend could not store `key` as given, or `undefined` when it can. Every backend
+   * stores UTF-8, which has no form for a lone surrogate; adapters built by `storeFromUrl`
+   * declare their length limit and whether NUL survives.
+   */
+  #keyProblem(key: string): string | undefined {
+    if (typeof key !== "string") return "keys must be strings";
+    if (!key.isWellFormed()) return "it is not well-formed Unicode (a lone surrogate)";
+    const limits = this.#limits;
+    if (limits === undefined) return undefined;
+    if (!limits.nul && key.includes("\0")) return "this backend does not store NUL characters";
+    if (key.length > limits.maxBytes / 3 && Buffer.byteLength(key, "utf8") > limits.maxBytes) {
+      return `it is over the ${limits.maxBytes} bytes this backend stores in a key (namespace included)`;
+    }
+    return undefined;
+  }
+
   async delete(key: string): Promise<boolean> {
+    if (this.#keyProblem(key) !== undefined) return false;
     return this.#call("delete", () =>
       this.#map ? this.#map.delete(key) : (this.#adapter as KeyvStoreAdapter).delete(key),
     );
   }
 
   async deleteMany(keys: string[]): Promise<boolean> {
+    // A key that cannot be stored was never written; passing it on would delete its alias.
+    keys = keys.filter((key) => this.#keyProblem(key) === undefined);
+    // Nothing to delete; some adapters also build invalid SQL (`IN ()`) from an empty list.
+    if (keys.length === 0) return false;
     return this.#call("deleteMany", async () => {
       const adapter = this.#adapter;
       if (adapter?.deleteMany) return adapter.deleteMany(keys);
@@ -303,14 +454,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
             report.action = "deleted";
           }
         } else if (opened && report.status === "fallback" && actions.resign) {
-          const envelope = sealEnvelope(this.#keyring, key, opened.value, opened.expiresAt, {
-            namespace,
-            algorithm: this.#algorithm,
-            encrypt: this.#encrypt,
-          });
-          const ttl =
-            opened.expiresAt === undefined ? undefined : Math.max(1, opened.expiresAt - Date.now());
-          await this.#call("set", () => this.#write(key, envelope, ttl));
+          await this.#resignEntry(key, opened, namespace);
           report.action = "resigned";
         }
         yield report;
@@ -326,8 +470,11 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     namespace: string | undefined,
   ): { report: EntryAudit; opened?: OpenedEnvelope } {
     const size = typeof raw === "string" ? raw.length : 0;
+    // An entry of the previous format is superseded, not forged: a miss that purge removes.
+    if (isOutdatedEnvelope(raw)) return { report: { key, status: "expired", size } };
     try {
-      const opened = openEnvelope(this.#keyring, key, raw, namespace);
+      // An audit walks every purpose of the namespace (plain values and HTTP entries alike).
+      const opened = this.#open(key, raw, namespace, undefined);
       const expired = opened.expiresAt !== undefined && Date.now() > opened.expiresAt;
       const status = expired ? "expired" : opened.current ? "valid" : "fallback";
       return { report: { key, status, kid: opened.kid, size }, opened };
@@ -336,6 +483,24 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       const reason = error instanceof BadSignature ? error.reason : "payload";
       return { report: { key, status: "invalid", reason, size } };
     }
+  }
+
+  /** Size-checks (before any parsing) and verifies one stored entry. */
+  #open(
+    key: string,
+    raw: unknown,
+    namespace: string | undefined,
+    purpose: string | undefined,
+  ): OpenedEnvelope {
+    const max = this.#settings.maxEntryBytes;
+    if (typeof raw === "string" && raw.length > max) {
+      throw new BadSignature("malformed", `entry is larger than maxEntryBytes (${max})`, { key });
+    }
+    return openEnvelope(this.#keyring, key, raw, {
+      namespace,
+      purpose,
+      accepted: this.#settings.accepted,
+    });
   }
 
   /** Closes the wrapped store's connections; bounded by `storeTimeout` like every call. */
@@ -361,44 +526,66 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     }
   }
 
-  /** Verifies one stored entry. Bad or expired entries are deleted now, or queued on `doomed`. */
-  async #read(key: string, raw: unknown, doomed?: string[]): Promise<ReadResult> {
+  /**
+   * Verifies one stored entry. Bad or expired entries are deleted now, or queued on `doomed`.
+   * A valid entry is answered synchronously: the hot path allocates no promise of its own.
+   */
+  #read(key: string, raw: unknown, doomed?: string[]): ReadResult | Promise<ReadResult> {
     if (raw === undefined || raw === null) return MISS;
+    if (isOutdatedEnvelope(raw)) return this.#discard(key, doomed);
     let opened: OpenedEnvelope;
     try {
-      opened = openEnvelope(this.#keyring, key, raw, this.#namespace);
+      opened = this.#open(key, raw, this.#namespace, this.#settings.purpose);
     } catch (error) {
       if (!(error instanceof BadData)) throw error;
       this.#report(error);
-      if (this.#strict) throw error;
-      await this.#discard(key, doomed);
-      return MISS;
+      if (this.#settings.strict) throw error;
+      return this.#discard(key, doomed);
     }
     if (opened.expiresAt !== undefined && Date.now() > opened.expiresAt) {
-      await this.#discard(key, doomed);
-      return MISS;
+      return this.#discard(key, doomed);
     }
-    if (!opened.current && this.#resign) await this.#resignEntry(key, opened);
+    if (!opened.current && this.#settings.resign) return this.#resignOnRead(key, opened);
     return opened.value;
   }
 
-  async #resignEntry(key: string, opened: OpenedEnvelope): Promise<void> {
-    const ttl =
-      opened.expiresAt === undefined ? undefined : Math.max(1, opened.expiresAt - Date.now());
+  async #resignOnRead(key: string, opened: OpenedEnvelope): Promise<unknown> {
     try {
-      const envelope = this.#seal(key, opened.value, opened.expiresAt);
-      await this.#call("set", () => this.#write(key, envelope, ttl));
+      await this.#resignEntry(key, opened, this.#namespace);
     } catch (error) {
       this.#emitError(error);
     }
+    return opened.value;
   }
 
-  #seal(key: string, value: unknown, expiresAt: number | undefined): string {
-    return sealEnvelope(this.#keyring, key, value, expiresAt, {
-      namespace: this.#namespace,
-      algorithm: this.#algorithm,
-      encrypt: this.#encrypt,
+  /**
+   * Rewrites a verified entry under the current secret. It keeps its purpose and its signed
+   * expiry (re-signing never extends a life), and its protection: an encrypted entry stays
+   * encrypted, a stronger digest is not traded for a weaker one.
+   */
+  async #resignEntry(
+    key: string,
+    opened: OpenedEnvelope,
+    namespace: string | undefined,
+  ): Promise<void> {
+    const { expiresAt } = opened;
+    const ttl = expiresAt === undefined ? undefined : Math.max(1, expiresAt - Date.now());
+    const envelope = this.#seal(key, opened.value, expiresAt, {
+      ...this.#sealOptions(),
+      namespace,
+      purpose: opened.purpose,
+      ...protectionAtLeast(opened, this.#settings),
     });
+    await this.#call("set", () => this.#write(key, envelope, ttl));
+  }
+
+  #sealOptions(): SealOptions {
+    const { purpose, algorithm, encrypt } = this.#settings;
+    return { namespace: this.#namespace, purpose, algorithm, encrypt };
+  }
+
+  #seal(key: string, value: unknown, expiresAt: number | undefined, options: SealOptions): string {
+    return sealEnvelope(this.#keyring, key, value, expiresAt, options);
   }
 
   async #write(key: string, envelope: string, ttl: number | undefined): Promise<unknown> {
@@ -409,9 +596,11 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     return (this.#adapter as KeyvStoreAdapter).set(key, envelope, ttl);
   }
 
-  async #discard(key: string, doomed: string[] | undefined): Promise<void> {
+  /** Removes a bad or expired entry (now, or once a walk ends) and answers a miss. */
+  async #discard(key: string, doomed: string[] | undefined): Promise<typeof MISS> {
     if (doomed) doomed.push(key);
     else await this.#deleteQuietly(key);
+    return MISS;
   }
 
   async #deleteQuietly(key: string): Promise<void> {
@@ -424,7 +613,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   #report(error: BadData): void {
     try {
-      this.#onInvalid?.(error);
+      this.#settings.onInvalid?.(error);
     } catch (callbackError) {
       this.#emitError(callbackError);
     }
@@ -436,13 +625,13 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   async #call<T>(operation: string, run: () => T | Promise<T>): Promise<T> {
-    if (this.#timeout === 0) return this.#typed(operation, run);
+    const timeout = this.#settings.timeout;
+    if (timeout === 0) return this.#typed(operation, run);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () =>
-          reject(new StoreError(`store ${operation} did not answer within ${this.#timeout} ms`)),
-        this.#timeout,
+        () => reject(new StoreError(`store ${operation} did not answer within ${timeout} ms`)),
+        timeout,
       );
       timer.unref();
     });
@@ -510,6 +699,65 @@ function isAdapter(store: unknown): store is KeyvStoreAdapter {
   );
 }
 
-function expiryFromTtl(ttl: number | undefined): number | undefined {
-  return typeof ttl === "number" && Number.isFinite(ttl) && ttl > 0 ? Date.now() + ttl : undefined;
+/** Checks every option once, filling in defaults. */
+function checkOptions(options: SignedStoreOptions): Settings {
+  const algorithm = options.algorithm ?? DEFAULT_MAC_ALGORITHM;
+  if (!isMacAlgorithm(algorithm)) {
+    throw new ConfigError("algorithm must be one of sha256, sha512, blake2b512");
+  }
+  const timeout = options.storeTimeout ?? 0;
+  if (!Number.isFinite(timeout) || timeout < 0) {
+    throw new ConfigError("storeTimeout must be a non-negative number of milliseconds");
+  }
+  const maxEntryBytes = options.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+  if (!Number.isSafeInteger(maxEntryBytes) || maxEntryBytes < 1024) {
+    throw new ConfigError("maxEntryBytes must be a whole number of bytes, at least 1024");
+  }
+  const purpose = options.purpose ?? DEFAULT_PURPOSE;
+  if (!isPurpose(purpose)) {
+    throw new ConfigError(
+      "purpose must be 1 to 16 lowercase letters, digits or '-', starting with a letter",
+    );
+  }
+  const encrypt = options.encrypt ?? false;
+  const algorithms = options.algorithms;
+  if (algorithms !== undefined) {
+    if (!Array.isArray(algorithms) || algorithms.length === 0) {
+      throw new ConfigError("algorithms must be a non-empty array");
+    }
+    const unknown = algorithms.find((name) => !isEntryAlgorithm(name));
+    if (unknown !== undefined) {
+      throw new ConfigError("algorithms may list sha256, sha512, blake2b512 and aes-256-gcm only");
+    }
+    const written = encrypt ? "aes-256-gcm" : algorithm;
+    if (!algorithms.includes(written)) {
+      throw new ConfigError(`algorithms must include ${written}, which this store writes`);
+    }
+  }
+  return {
+    strict: options.strict ?? false,
+    resign: options.resign ?? false,
+    encrypt,
+    algorithm,
+    algorithms: algorithms === undefined ? undefined : [...algorithms],
+    accepted: acceptedSpecIds(algorithms, algorithm, encrypt),
+    purpose,
+    timeout,
+    maxEntryBytes,
+    onInvalid: options.onInvalid,
+  };
+}
+
+/** Seal settings at least as protective as both an existing entry's and the store's. */
+function protectionAtLeast(
+  opened: OpenedEnvelope,
+  settings: Settings,
+): Pick<SealOptions, "encrypt" | "algorithm"> {
+  if (settings.encrypt || opened.spec.kind === "aead")
+    return { encrypt: true, algorithm: settings.algorithm };
+  const configured = MAC_BY_DIGEST[settings.algorithm];
+  const entryDigest = opened.spec.primitive as MacAlgorithm;
+  // A longer tag is the stronger MAC; between equals, the configured digest wins.
+  const stronger = opened.spec.tagChars > configured.tagChars ? entryDigest : settings.algorithm;
+  return { encrypt: false, algorithm: stronger };
 }

@@ -1,23 +1,17 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import Axios from "axios";
-import {
-  buildStorage,
-  type CachedStorageValue,
-  type StorageValue,
-  setupCache as setupPlain,
-} from "axios-cache-interceptor";
-import Keyv from "keyv";
+import type { CachedStorageValue, StorageValue } from "axios-cache-interceptor";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { setupCache } from "../src/axios.ts";
 import { signedStorage } from "../src/axios-storage.ts";
 import { createKeyv } from "../src/create-keyv.ts";
-import { BadSignature } from "../src/errors.ts";
-import { signedStore } from "../src/store.ts";
+import { inspectEnvelope } from "../src/envelope.ts";
+import { BadSignature, EntryTooLarge } from "../src/errors.ts";
 import { SECRET } from "./support/secrets.ts";
 
 const NS = "sc_entry";
-const MARKER = "~ax1";
+const MARKER = "~ax2";
 
 function cachedValue(body: unknown, extra: Partial<CachedStorageValue> = {}): CachedStorageValue {
   return {
@@ -35,22 +29,11 @@ function cachedValue(body: unknown, extra: Partial<CachedStorageValue> = {}): Ca
   };
 }
 
-/** The signed Keyv that earlier versions of signedStorage built: Keyv's own serializer. */
-const previousKeyv = (map: Map<string, unknown>) =>
-  new Keyv({ store: signedStore(map, SECRET), namespace: NS, throwOnErrors: true });
-
 /** Writes `value` with one storage, reads it with another over the same Map, as a new process. */
 async function writeThenRead(value: StorageValue): Promise<StorageValue> {
   const map = new Map<string, unknown>();
   await signedStorage(map, SECRET, { namespace: NS }).set("k", value as never);
   return signedStorage(map, SECRET, { namespace: NS }).get("k");
-}
-
-/** What the previous version read back for the same value. */
-async function previousRoundTrip(value: StorageValue): Promise<unknown> {
-  const keyv = previousKeyv(new Map());
-  await keyv.set("k", value);
-  return keyv.get("k");
 }
 
 describe("signedStorage: every state round-trips", () => {
@@ -68,8 +51,7 @@ describe("signedStorage: every state round-trips", () => {
   ];
   it.each(states)("%s", async (_, value) => {
     const read = await writeThenRead(value);
-    expect(read).toStrictEqual(await previousRoundTrip(value));
-    expect(read).toMatchObject({ state: value.state });
+    expect(read).toStrictEqual(value);
     if (value.data) expect(read.data?.data).toBe("body\nwith lines");
   });
 
@@ -101,7 +83,7 @@ describe("signedStorage: bodies", () => {
     const value = cachedValue(body);
     const read = await writeThenRead(value);
     expect(read.data?.data).toStrictEqual(body);
-    expect(read).toStrictEqual(await previousRoundTrip(value));
+    expect(read).toStrictEqual(value);
   });
 
   it.each([
@@ -117,7 +99,9 @@ describe("signedStorage: bodies", () => {
     const body = `"quoted"\n${"x".repeat(64 * 1024)}`;
     await signedStorage(map, SECRET, { namespace: NS }).set("k", cachedValue(body));
     const stored = String(map.get(`${NS}:k`));
-    expect(stored.endsWith(`\n${body}`)).toBe(true);
+    // The envelope ends with `.<tag>`: the body sits right before it, unescaped.
+    expect(stored).toMatch(/\.[\w-]{43}$/);
+    expect(stored.slice(0, -44).endsWith(`\n${body}`)).toBe(true);
     expect(stored.length - body.length).toBeLessThan(600);
   });
 });
@@ -164,7 +148,7 @@ describe("signedStorage: tampering with either part of an entry", () => {
     const original = stored("a");
     const cut = original.indexOf("\n", original.indexOf(MARKER));
     // The same characters, with the first body character counted as metadata instead.
-    const moved = `${original.slice(0, cut)}x\nbody`;
+    const moved = `${original.slice(0, cut)}x\n${original.slice(cut + 2)}`;
     expect(moved.length).toBe(original.length);
     expect(moved).not.toBe(original);
     map.set(`${NS}:a`, moved);
@@ -183,33 +167,14 @@ describe("signedStorage: tampering with either part of an entry", () => {
   });
 });
 
-describe("signedStorage: entries written by the previous version", () => {
-  it("are read back: text, parsed JSON and Buffer bodies", async () => {
-    const map = new Map<string, unknown>();
-    const old = previousKeyv(map);
-    const values = {
-      text: cachedValue("old\ntext"),
-      json: cachedValue({ old: ["json"] }),
-      bytes: cachedValue(Buffer.from("old bytes")),
-    };
-    for (const [key, value] of Object.entries(values)) await old.set(key, value);
-    expect(String(map.get(`${NS}:text`))).not.toContain(MARKER);
-    const storage = signedStorage(map, SECRET, { namespace: NS });
-    for (const [key, value] of Object.entries(values)) {
-      expect(await storage.get(key)).toStrictEqual(await old.get(key));
-      expect((await storage.get(key)).data?.data).toStrictEqual(value.data.data);
-    }
-  });
-});
-
 describe("signedStorage: Keyv's expiry", () => {
   afterEach(() => vi.useRealTimers());
 
   it("is written with the entry and ends it", async () => {
     vi.useFakeTimers({ now: 1_700_000_000_000 });
     const map = new Map<string, unknown>();
-    const storage = signedStorage(map, SECRET, { namespace: NS });
-    // No validators: an entry that cannot be revalidated lives exactly its ttl.
+    const storage = signedStorage(map, SECRET, { namespace: NS, maxStale: 0 });
+    // No validators and no time to be served stale: an entry lives exactly its ttl.
     const value = cachedValue("short-lived", { ttl: 1_000 });
     await storage.set("k", { ...value, data: { ...value.data, meta: undefined } });
     const raw = (await storage.keyv.get("k", { raw: true })) as { expires?: number };
@@ -222,17 +187,18 @@ describe("signedStorage: Keyv's expiry", () => {
 });
 
 describe("signedStorage over a Keyv passed in", () => {
-  it("keeps that Keyv's serializer: its entries stay readable by any signed Keyv", async () => {
+  it("binds its entries to the axios purpose, apart from the Keyv's own values", async () => {
     const map = new Map<string, unknown>();
     const keyv = createKeyv({ store: map, secret: SECRET, namespace: NS });
-    const serialize = keyv.serialize;
     const storage = signedStorage(keyv, SECRET);
     await storage.set("k", cachedValue("through your own Keyv\n"));
-    expect(keyv.serialize).toBe(serialize);
-    expect(((await previousKeyv(map).get("k")) as StorageValue).data?.data).toBe(
-      "through your own Keyv\n",
-    );
+    await keyv.set("plain", { mine: true });
     expect((await storage.get("k")).data?.data).toBe("through your own Keyv\n");
+    expect(inspectEnvelope(map.get(`${NS}:k`)).purpose).toBe("axios");
+    expect(await keyv.get("plain")).toEqual({ mine: true });
+    // Neither reads as the other: the Keyv does not see an HTTP entry, nor the storage a value.
+    expect(await keyv.get("k")).toBeUndefined();
+    expect(await storage.get("plain")).toStrictEqual({ state: "empty" });
   });
 });
 
@@ -283,30 +249,168 @@ describe("setupCache: response bodies served from the cache", () => {
       expect(hit.headers["content-type"]).toBe("text/plain");
     },
   );
+});
 
-  it("serves entries the previous version cached as hits", async () => {
+describe("setupCache: integrity at the edges", () => {
+  let server: Server;
+  let base: string;
+  let calls = 0;
+  let failing = false;
+  let version = "v1";
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      calls++;
+      const url = request.url ?? "";
+      if (failing) {
+        response.writeHead(503).end("down");
+      } else if (url.startsWith("/etag")) {
+        response.writeHead(200, {
+          "content-type": "application/json",
+          etag: `"${version}"`,
+          "cache-control": "max-age=1",
+        });
+        response.end(JSON.stringify({ version }));
+      } else if (url.startsWith("/forever")) {
+        response.writeHead(200, { "cache-control": "max-age=9007199254740" });
+        response.end(`forever ${url}`);
+      } else if (url.startsWith("/big")) {
+        response.writeHead(200, { "cache-control": "max-age=60" });
+        response.end("x".repeat(10_000));
+      } else {
+        response.writeHead(200, { "content-type": "text/plain" });
+        response.end(`plain ${url}`);
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterEach(() => {
+    vi.useRealTimers();
+    failing = false;
+    version = "v1";
+  });
+
+  it("gives every entry a signed expiry: freshness plus at most maxStale", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
     const map = new Map<string, unknown>();
-    const old = previousKeyv(map);
-    const previous = setupPlain(Axios.create({ baseURL: base }), {
-      storage: buildStorage({
-        find: (key) => old.get(key),
-        set: async (key, value) => {
-          await old.set(key, value);
-        },
-        remove: async (key) => {
-          await old.delete(key);
-        },
-      }),
-    });
-    const fresh = await previous.get("/json");
-    const before = served;
-    const current = setupCache(Axios.create({ baseURL: base }), SECRET, {
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
       store: map,
-      namespace: NS,
+      ttl: 1_000,
+      maxStale: 5_000,
     });
-    const hit = await current.get("/json");
-    expect(hit.cached).toBe(true);
-    expect(served).toBe(before);
-    expect(hit.data).toStrictEqual(fresh.data);
+    await axios.get("/etag/a", { id: "etag" });
+    await axios.get("/plain", { id: "plain" });
+    const etag = inspectEnvelope(map.get("keyv:etag"));
+    const plain = inspectEnvelope(map.get("keyv:plain"));
+    // max-age=1 plus maxStale: an ETag makes it revalidatable, yet it still expires.
+    expect(etag.expiresAt).toBe(1_800_000_000_000 + 1_000 + 5_000);
+    expect(plain.expiresAt).toBe(1_800_000_000_000 + 1_000 + 5_000);
+    expect(etag.purpose).toBe("axios");
+  });
+
+  it("stops serving a replayed old response once maxStale has passed, even with staleIfError", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
+    const map = new Map<string, unknown>();
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: map,
+      maxStale: 60_000,
+    });
+    await axios.get("/etag/r", { id: "r" });
+    const v1 = map.get("keyv:r");
+    version = "v2";
+    vi.setSystemTime(1_800_000_002_000);
+    expect((await axios.get("/etag/r", { id: "r" })).data).toEqual({ version: "v2" });
+    // Whoever can write to the store puts v1 back, and the origin starts failing.
+    map.set("keyv:r", v1);
+    failing = true;
+    // Within the bound, staleIfError still serves what the store holds, as it is designed to.
+    expect((await axios.get("/etag/r", { id: "r" })).data).toEqual({ version: "v1" });
+    map.set("keyv:r", v1);
+    vi.setSystemTime(1_800_000_000_000 + 1_000 + 60_001);
+    await expect(axios.get("/etag/r", { id: "r" })).rejects.toMatchObject({
+      response: { status: 503 },
+    });
+  });
+
+  it("refetches an entry of the previous format once: a plain miss, even in strict mode", async () => {
+    const map = new Map<string, unknown>();
+    map.set(
+      "keyv:old",
+      'sc1.hs256.TN14a4nL.0.s.CmUgBcQxYD_fM0V45aRfOnW-gBC9kBF2kfgeUkCwLJI.{"value":{"state":"cached"}}',
+    );
+    const onInvalid = vi.fn();
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: map,
+      strict: true,
+      onInvalid,
+    });
+    const first = await axios.get("/plain/old", { id: "old" });
+    expect(first.cached).toBe(false);
+    expect(first.data).toBe("plain /plain/old");
+    expect((await axios.get("/plain/old", { id: "old" })).cached).toBe(true);
+    expect(String(map.get("keyv:old"))).toMatch(/^sc2\./);
+    expect(onInvalid).not.toHaveBeenCalled();
+  });
+
+  it("never serves a plain Keyv value as an HTTP entry (domain separation)", async () => {
+    const map = new Map<string, unknown>();
+    const invalid: string[] = [];
+    const planted = createKeyv({ store: map, secret: SECRET });
+    await planted.set("victim", {
+      state: "cached",
+      ttl: 60_000,
+      createdAt: Date.now(),
+      data: { data: "planted", headers: {}, status: 200, statusText: "OK" },
+    });
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: map,
+      onInvalid: (error) => invalid.push((error as BadSignature).reason),
+    });
+    const before = calls;
+    const response = await axios.get("/plain/victim", { id: "victim" });
+    expect(response.cached).toBe(false);
+    expect(response.data).toBe("plain /plain/victim");
+    expect(calls).toBe(before + 1);
+    expect(invalid).toEqual(["mismatch"]);
+  });
+
+  it.each([
+    [
+      "ttl: Number.MAX_SAFE_INTEGER",
+      { ttl: Number.MAX_SAFE_INTEGER, interpretHeader: false },
+      "/plain/max",
+    ],
+    ["ttl: Infinity", { ttl: Number.POSITIVE_INFINITY, interpretHeader: false }, "/plain/inf"],
+    ["Cache-Control: max-age=9007199254740", {}, "/forever"],
+  ])("caches with %s, and strict mode reads it back", async (_, options, path) => {
+    const map = new Map<string, unknown>();
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: map,
+      strict: true,
+      ...options,
+    });
+    const first = await axios.get(path);
+    const second = await axios.get(path);
+    expect(first.cached).toBe(false);
+    expect(second.cached).toBe(true);
+    expect(second.data).toBe(first.data);
+  });
+
+  it("does not cache a response over maxEntryBytes, reports it, and never fails the request", async () => {
+    const errors: unknown[] = [];
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: new Map(),
+      maxEntryBytes: 4096,
+      throwOnStoreError: true,
+      onError: (error) => errors.push(error),
+    });
+    const before = calls;
+    expect((await axios.get("/big")).data).toHaveLength(10_000);
+    expect(errors[0]).toBeInstanceOf(EntryTooLarge);
+    // What the leader fetched stays visible to this process briefly, for requests waiting on it.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 6_000 });
+    expect((await axios.get("/big")).cached).toBe(false);
+    expect(calls).toBe(before + 2);
   });
 });

@@ -1,12 +1,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Axios from "axios";
+import { inspect, isDeepStrictEqual } from "node:util";
+import Axios, { type AxiosRequestConfig } from "axios";
 import Keyv, { type Deserialize } from "keyv";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { setupCache } from "../src/axios.ts";
 import { deserializeEntry, serializeEntry } from "../src/axios-entry.ts";
+import { ENVELOPE_PREFIX } from "../src/envelope.ts";
 import { BadSignature, ConfigError, StoreError } from "../src/errors.ts";
 import { type SignedStore, signedStore } from "../src/store.ts";
 import { type Origin, startOrigin } from "./support/origin.ts";
@@ -21,6 +24,9 @@ afterEach(() => {
   vi.unstubAllEnvs();
   origin.failing = false;
 });
+
+/** The purpose the axios storage binds into its entries. */
+const AXIOS_PURPOSE = "axios";
 
 let seq = 0;
 const unique = (prefix: string) => `${prefix}/sc_axios_${++seq}`;
@@ -81,7 +87,7 @@ describe("setupCache: caching over a Map", () => {
     expect(second.data).toEqual(first.data);
     expect(origin.hits(path)).toBe(1);
     const [stored] = [...map.values()];
-    expect(stored).toMatch(/^sc1\.hs256\./);
+    expect(String(stored).startsWith(`${ENVELOPE_PREFIX}hs256.`)).toBe(true);
   });
 
   it("keeps per-request cache options: cache: false bypasses, override refetches", async () => {
@@ -166,7 +172,7 @@ describe("setupCache: tampered entries", () => {
     const id = key.slice("sc_axios:".length);
     const format = { serialize: serializeEntry, deserialize: deserializeEntry as Deserialize };
     const value = await new Keyv({
-      store: signedStore(map, SECRET),
+      store: signedStore(map, SECRET, { purpose: AXIOS_PURPOSE }),
       namespace: "sc_axios",
       ...format,
     }).get(id);
@@ -175,7 +181,7 @@ describe("setupCache: tampered entries", () => {
     // The attacker knows the format but not the secret, and signs with their own.
     const scratch = new Map<string, unknown>();
     await new Keyv({
-      store: signedStore(scratch, OTHER_SECRET),
+      store: signedStore(scratch, OTHER_SECRET, { purpose: AXIOS_PURPOSE }),
       namespace: "sc_axios",
       ...format,
     }).set(id, forged);
@@ -304,7 +310,7 @@ describe("setupCache: environment", () => {
       expect((await axios.get(path)).cached).toBe(true);
       const backend = (axios.storage.keyv.store as SignedStore).backend as Map<string, unknown>;
       const envelope = String(await backend.get(`sc_axios_env:${id}`));
-      expect(envelope).toMatch(/^sc1\./);
+      expect(envelope.startsWith(ENVELOPE_PREFIX)).toBe(true);
       await backend.set(`sc_axios_env:${id}`, envelope.replace('"hit":', '"hit":9'));
       await expect(axios.get(path)).rejects.toMatchObject({ reason: "mismatch" });
       await axios.storage.keyv.disconnect();
@@ -317,5 +323,173 @@ describe("setupCache: environment", () => {
     expect(() => setupCache(Axios.create(), SECRET, { store: "ftp://example" })).toThrow(
       ConfigError,
     );
+  });
+});
+
+/** An origin on 127.0.0.1 whose routes answer exactly the bytes and headers a test gives them. */
+async function startEcho() {
+  const routes = new Map<string, { body: string | Buffer; headers: Record<string, string> }>();
+  const hits = new Map<string, number>();
+  const server = createHttpServer((req, res) => {
+    const path = req.url ?? "/";
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    const route = routes.get(path);
+    if (route === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    for (const [name, value] of Object.entries(route.headers)) res.setHeader(name, value);
+    res.setHeader("cache-control", "max-age=60");
+    res.end(route.body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    serve(path: string, body: string | Buffer, headers: Record<string, string>): string {
+      routes.set(path, { body, headers });
+      return path;
+    },
+    hits: (path: string) => hits.get(path) ?? 0,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Deep equality that holds for own `constructor` keys too (toStrictEqual reads them as classes). */
+function expectSame(actual: unknown, expected: unknown): void {
+  const message = `${inspect(actual, { depth: 8 })} is not ${inspect(expected, { depth: 8 })}`;
+  expect(isDeepStrictEqual(actual, expected), message).toBe(true);
+}
+
+describe("setupCache: whatever the origin sends", () => {
+  let echo: Awaited<ReturnType<typeof startEcho>>;
+  beforeAll(async () => {
+    echo = await startEcho();
+  });
+  afterAll(() => echo.close());
+  afterEach(() => {
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty("toJSON");
+  });
+
+  const JSON_TYPE = { "content-type": "application/json" };
+
+  /** Requests one response twice through a fresh cache: a miss, then (if cacheable) a hit. */
+  async function twice(
+    body: string | Buffer,
+    headers: Record<string, string>,
+    config: AxiosRequestConfig = {},
+  ) {
+    const path = echo.serve(unique("/echo"), body, headers);
+    const onError = vi.fn();
+    const axios = setupCache(Axios.create({ baseURL: echo.url }), SECRET, {
+      store: new Map(),
+      onError,
+    });
+    const miss = await axios.get(path, config);
+    const hit = await axios.get(path, config);
+    return { miss, hit, onError, hits: echo.hits(path) };
+  }
+
+  const jsonBodies: [string, string][] = [
+    ["a Buffer-shaped object with a toJSON key", '{"type":"Buffer","data":[1,2,3],"toJSON":1}'],
+    [
+      "nested Buffer-shaped objects",
+      '{"a":{"type":"Buffer","data":[104]},"b":[{"type":"Buffer","data":[],"toJSON":{}}]}',
+    ],
+    [
+      "__proto__, constructor and prototype keys at every depth",
+      '{"__proto__":{"polluted":1},"constructor":{"prototype":{"polluted":2}},' +
+        '"prototype":[{"__proto__":{"toJSON":3}}],"toJSON":{"constructor":4}}',
+    ],
+    ["strings starting with ':'", '{":k":":v","list":[":base64:AAAA","::x",":"]}'],
+    ["numbers beyond a double, and -0", "[1e400,-1e400,-0,123456789012345678901234567890,5e-400]"],
+    ["null", "null"],
+    ["a top-level string that looks like JSON", '"{\\"type\\":\\"Buffer\\",\\"data\\":[1]}"'],
+    ["a string with an escaped NUL", '"a\\u0000b"'],
+    ["a string with an escaped lone surrogate", '{"s":"half \\ud83d an emoji"}'],
+  ];
+
+  it.each(jsonBodies)("JSON, %s: the hit is what axios parsed", async (_, text) => {
+    const { miss, hit, onError, hits } = await twice(text, JSON_TYPE);
+    expect(hit.cached).toBe(true);
+    expect(hits).toBe(1);
+    expectSame(hit.data, miss.data);
+    expect(onError).not.toHaveBeenCalled();
+  });
+
+  const textBodies: [string, string | Buffer][] = [
+    ["an empty body", ""],
+    ["text with NUL", "a\0b\0"],
+    ["bytes that are not UTF-8", Buffer.from([0x66, 0xff, 0xfe, 0x00, 0xed, 0xa0, 0x80])],
+    ["text that looks like an entry", "~ax2j{}\n{}"],
+  ];
+
+  it.each(textBodies)("text, %s: the hit is what axios decoded", async (_, body) => {
+    const { miss, hit, onError, hits } = await twice(body, { "content-type": "text/plain" });
+    expect(hit.cached).toBe(true);
+    expect(hits).toBe(1);
+    expectSame(hit.data, miss.data);
+    expect(onError).not.toHaveBeenCalled();
+  });
+
+  it("response headers named or valued toJSON, __proto__ or constructor read back as data", async () => {
+    const headers = {
+      ...JSON_TYPE,
+      toJSON: "t",
+      __proto__: "p",
+      constructor: "c",
+      prototype: "q",
+      "x-json": "toJSON",
+      "x-proto": "__proto__",
+      "x-colon": ":v",
+    };
+    const { miss, hit, onError } = await twice('{"ok":true}', headers);
+    expect(hit.cached).toBe(true);
+    const plain = (value: object) => Object.fromEntries(Object.entries(value));
+    expectSame(plain(hit.headers), plain(miss.headers));
+    expect(hit.headers["x-json"]).toBe("toJSON");
+    expect(onError).not.toHaveBeenCalled();
+  });
+
+  it("binary bodies read back as the same type with the same bytes", async () => {
+    const bytes = Buffer.from([0, 1, 10, 13, 0xed, 0xa0, 0x80, 255]);
+    const transforms: [string, (data: Buffer) => unknown][] = [
+      ["Buffer", (data) => data],
+      ["Uint8Array", (data) => new Uint8Array(data)],
+      ["ArrayBuffer", (data) => new Uint8Array(data).buffer],
+    ];
+    for (const [type, transform] of transforms) {
+      const { miss, hit } = await twice(
+        bytes,
+        { "content-type": "application/octet-stream" },
+        { responseType: "arraybuffer", transformResponse: [transform] },
+      );
+      expect(hit.cached).toBe(true);
+      expect(hit.data.constructor.name).toBe(type);
+      expectSame(hit.data, miss.data);
+    }
+  });
+
+  it("bodies a transformResponse makes: Dates and Maps read back, class instances are not cached", async () => {
+    class Temperature {
+      constructor(readonly celsius: number) {}
+    }
+    const cases: [(text: string) => unknown, boolean][] = [
+      [(text) => new Date(JSON.parse(text).at), true],
+      [(text) => new Map(Object.entries(JSON.parse(text))), true],
+      [() => ({ at: new Date(0), nested: [undefined, 10n] }), true],
+      [(text) => new Temperature(JSON.parse(text).celsius), false],
+      [() => ({ nested: [new Temperature(1)] }), false],
+      [() => ({ fn: Math.max }), false],
+    ];
+    for (const [transform, cacheable] of cases) {
+      const { miss, hit, onError, hits } = await twice('{"at":0,"celsius":21}', JSON_TYPE, {
+        transformResponse: [transform],
+      });
+      expect(hit.cached).toBe(cacheable);
+      expect(hits).toBe(cacheable ? 1 : 2);
+      expectSame(hit.data, miss.data);
+      expect(onError).not.toHaveBeenCalled();
+    }
   });
 });

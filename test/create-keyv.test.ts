@@ -15,7 +15,7 @@ describe("createKeyv", () => {
     await keyv.set("k", { a: 1 });
     expect(await keyv.get("k")).toEqual({ a: 1 });
     const backend = (keyv.store as ReturnType<typeof signedStore>).backend as Map<string, unknown>;
-    expect(String(backend.get("http:k"))).toMatch(/^sc1\./);
+    expect(String(backend.get("http:k"))).toMatch(/^sc2\./);
   });
 
   it("lets explicit options win over the environment, false included", async () => {

@@ -37,7 +37,7 @@ describe("examples", () => {
     const { stdout } = await example("demo.ts");
     expect(stdout).toMatch(/1st: .*miss/);
     expect(stdout).toMatch(/2nd: .*hit/);
-    expect(stdout).toMatch(/sc1\.hs256\./);
+    expect(stdout).toMatch(/sc2\.hs256\./);
     expect(stdout).toMatch(/onInvalid.*BadSignature \(unknown-key\)/);
     expect(stdout).toMatch(/cached=false, role=.*user/);
     expect(stdout).toMatch(/BadSignature.*reason: unknown-key/);
@@ -61,7 +61,7 @@ describe("examples", () => {
   it("keyv-decorator: a tampered value is a miss", async () => {
     const { stdout } = await example("keyv-decorator.ts");
     expect(stdout).toContain("read back: { role: 'user' }");
-    expect(stdout).toMatch(/stored as: sc1\./);
+    expect(stdout).toMatch(/stored as: sc2\./);
     expect(stdout).toContain("after tampering: undefined");
   });
 

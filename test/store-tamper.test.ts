@@ -54,15 +54,17 @@ async function tamperCases(encrypt: boolean): Promise<Case[]> {
     `${label}: entry from another namespace`,
     (await written({ encrypt, namespace: "nt" })).here,
   ]);
-  cases.push([`${label}: version downgrade`, here.replace(/^sc1\./, "sc0.")]);
-  cases.push([`${label}: version upgrade`, here.replace(/^sc1\./, "sc2.")]);
+  cases.push([`${label}: version downgrade`, here.replace(/^sc2\./, "sc0.")]);
+  cases.push([`${label}: version upgrade`, here.replace(/^sc2\./, "sc3.")]);
   cases.push([`${label}: unknown kid`, here.replace(new Keyring(SECRET).current.kid, "AAAAAAAA")]);
   cases.push([
     `${label}: expiry added`,
-    here.replace(/^(sc1\.[^.]+\.[^.]+)\.0\./, "$1.9999999999999."),
+    here.replace(/^(sc2\.[^.]+\.[^.]+)\.0\./, "$1.9999999999999."),
   ]);
   cases.push([`${label}: kind switched`, here.replace(/\.s\./, ".v.")]);
-  cases.push([`${label}: empty tag`, here.replace(/\.s\.[^.]+\./, ".s..")]);
+  cases.push([`${label}: purpose relabelled`, here.replace(".keyv.", ".axios.")]);
+  cases.push([`${label}: empty tag`, here.replace(/\.[^.]+$/, ".")]);
+  cases.push([`${label}: tag cut off`, here.replace(/\.[^.]+$/, "")]);
   return cases;
 }
 
@@ -73,7 +75,7 @@ const common: Case[] = [
   ["legacy unsigned Keyv value", JSON.stringify({ value: { role: "admin" }, expires: null })],
   ["empty string", ""],
   ["huge string (4 MB)", "x".repeat(4 * 1024 * 1024)],
-  ["huge malformed envelope (4 MB)", `sc1.hs256.${"A".repeat(4 * 1024 * 1024)}`],
+  ["huge malformed envelope (4 MB)", `sc2.hs256.${"A".repeat(4 * 1024 * 1024)}`],
   ["a number", 42],
   ["an object", { value: { role: "admin" } }],
   ["a Buffer", Buffer.from("sc1.hs256")],

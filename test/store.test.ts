@@ -1,6 +1,19 @@
+import { EventEmitter } from "node:events";
+import { inspect } from "node:util";
+import fc from "fast-check";
 import Keyv, { type KeyvStoreAdapter } from "keyv";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { BadData, BadSignature, ConfigError, StoreError } from "../src/errors.ts";
+import { inspectEnvelope } from "../src/envelope.ts";
+import {
+  BadData,
+  BadSignature,
+  ConfigError,
+  EntryTooLarge,
+  InvalidKey,
+  StoreError,
+} from "../src/errors.ts";
+import { KEY_LIMITS } from "../src/key-limits.ts";
+import { Keyring } from "../src/keyring.ts";
 import { type SignedStoreOptions, signedStore } from "../src/store.ts";
 import { OLD_SECRET, OTHER_SECRET, SECRET } from "./support/secrets.ts";
 
@@ -21,7 +34,7 @@ describe("signedStore over a Map", () => {
     await keyv.set("foo", { hello: "world" });
     const stored = map.get("keyv:foo");
     expect(typeof stored).toBe("string");
-    expect(stored).toMatch(/^sc1\.hs256\./);
+    expect(stored).toMatch(/^sc2\.hs256\.[\w-]{8}\.0\.keyv\.s\./);
     expect(await keyv.get("foo")).toEqual({ hello: "world" });
   });
 
@@ -206,12 +219,43 @@ describe("signedStore construction", () => {
     expect(() => signedStore(new Map(), SECRET, { storeTimeout: -1 })).toThrow(ConfigError);
   });
 
-  it("reads entries in every algorithm, whatever it writes", async () => {
+  it("reads only what it writes, unless algorithms lists more (no silent downgrade)", async () => {
     const map = new Map<string, unknown>();
     await signedStore(map, SECRET, { algorithm: "sha512" }).set("a", "1");
     await signedStore(map, SECRET, { algorithm: "blake2b512" }).set("b", "2");
     await signedStore(map, SECRET, { encrypt: true }).set("c", "3");
-    expect(await signedStore(map, SECRET).getMany(["a", "b", "c"])).toEqual(["1", "2", "3"]);
+    await signedStore(map, SECRET).set("d", "4");
+    const snapshot = new Map(map);
+    const migrating = signedStore(new Map(snapshot), SECRET, {
+      algorithms: ["sha256", "sha512", "blake2b512", "aes-256-gcm"],
+    });
+    expect(await migrating.getMany(["a", "b", "c", "d"])).toEqual(["1", "2", "3", "4"]);
+    const reasons: string[] = [];
+    const plain = signedStore(new Map(snapshot), SECRET, {
+      onInvalid: (error) => reasons.push((error as BadSignature).reason),
+    });
+    expect(await plain.getMany(["a", "b", "c", "d"])).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      "4",
+    ]);
+    expect(reasons).toEqual(["unsupported-version", "unsupported-version", "unsupported-version"]);
+    // An encrypting store refuses entries that are only signed: encryption is not optional.
+    const sealed = signedStore(new Map(snapshot), SECRET, { encrypt: true, strict: true });
+    expect(await sealed.get("c")).toBe("3");
+    await expect(sealed.get("d")).rejects.toMatchObject({ reason: "unsupported-version" });
+  });
+
+  it("refuses algorithms that leave out what the store writes, or name unknown ones", () => {
+    expect(() => signedStore(new Map(), SECRET, { algorithms: ["sha512"] })).toThrow(ConfigError);
+    expect(() => signedStore(new Map(), SECRET, { encrypt: true, algorithms: ["sha256"] })).toThrow(
+      ConfigError,
+    );
+    expect(() =>
+      signedStore(new Map(), SECRET, { algorithms: ["sha256", "md5" as "sha256"] }),
+    ).toThrow(ConfigError);
+    expect(() => signedStore(new Map(), SECRET, { algorithms: [] })).toThrow(ConfigError);
   });
 
   it("an entry from another secret is rejected", async () => {
@@ -271,5 +315,215 @@ describe("signedStore over an adapter that fails", () => {
     keyv.on("error", (error) => seen.push(error));
     listener?.(new Error("connection reset"));
     expect(seen).toHaveLength(1);
+  });
+});
+
+describe("integrity at the edges", () => {
+  it("keeps purposes apart: a plain value never verifies as an HTTP entry, nor back", async () => {
+    const map = new Map<string, unknown>();
+    const reasons: string[] = [];
+    const onInvalid = (error: BadData) => reasons.push((error as BadSignature).reason);
+    const plain = signedStore(map, SECRET, { onInvalid });
+    const http = plain.withPurpose("axios");
+    expect(http.purpose).toBe("axios");
+    await plain.set("k", '{"value":{"state":"cached"}}');
+    expect(await http.get("k")).toBeUndefined();
+    await http.set("k", "an http entry");
+    expect(await plain.get("k")).toBeUndefined();
+    expect(reasons).toEqual(["mismatch", "mismatch"]);
+    const strict = signedStore(map, SECRET, { strict: true, purpose: "fetch" });
+    await plain.set("k", "v");
+    await expect(strict.get("k")).rejects.toMatchObject({ reason: "mismatch" });
+    expect(() => signedStore(map, SECRET, { purpose: "Not A Label" })).toThrow(ConfigError);
+  });
+
+  it("whatever ttl set accepts, get returns the value (fake clock)", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
+    const { keyv, store, map } = setup();
+    const ttls = fc.oneof(
+      fc.double(),
+      fc.constantFrom(
+        Number.MAX_SAFE_INTEGER,
+        Number.MAX_VALUE,
+        1e21,
+        Number.POSITIVE_INFINITY,
+        Number.NEGATIVE_INFINITY,
+        Number.NaN,
+        0,
+        -0,
+        0.5,
+        1,
+      ),
+      fc.integer(),
+    );
+    const values = fc.oneof(fc.jsonValue(), fc.string({ unit: "binary" }));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: "grapheme", maxLength: 30 }),
+        values,
+        ttls,
+        async (key, value, ttl) => {
+          // Keyv itself reads a negative ttl as "already expired"; every other ttl round-trips.
+          if (!(ttl < 0)) {
+            await keyv.set(key, value, ttl);
+            expect(await keyv.get(key)).toEqual(value);
+          }
+          // The adapter itself, without Keyv's own ttl handling in front.
+          await store.set(`raw:${key}`, "v", ttl);
+          expect(await store.get(`raw:${key}`)).toBe("v");
+        },
+      ),
+      { numRuns: 400 },
+    );
+    expect(
+      [...map.values()].every((stored) =>
+        /^sc2\.hs256\.[\w-]{8}\.(0|[1-9]\d*)\./.test(String(stored)),
+      ),
+    ).toBe(true);
+  });
+
+  it("turns huge and non-finite ttls into no expiry, and keeps finite ones", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
+    const { store, map } = setup();
+    for (const ttl of [Number.MAX_SAFE_INTEGER, 1e21, Number.POSITIVE_INFINITY]) {
+      await store.set("k", "v", ttl);
+      expect(String(map.get("k"))).toMatch(/^sc2\.hs256\.[\w-]{8}\.0\./);
+    }
+    await store.set("k", "v", 1.2);
+    expect(String(map.get("k"))).toContain(".1800000000002.");
+    vi.setSystemTime(1_800_000_000_003);
+    expect(await store.get("k")).toBeUndefined();
+  });
+
+  it("refuses keys with no faithful UTF-8 form at set, and never reads their alias", async () => {
+    const onInvalid = vi.fn();
+    const { store, map } = setup({ onInvalid });
+    await expect(store.set("a\uD800", "1")).rejects.toBeInstanceOf(InvalidKey);
+    await store.set("a\uFFFD", "2");
+    expect(await store.get("a\uD800")).toBeUndefined();
+    expect(await store.has("a\uD800")).toBe(false);
+    expect(await store.delete("a\uD800")).toBe(false);
+    expect(await store.get("a\uFFFD")).toBe("2");
+    expect(map.size).toBe(1);
+    expect(onInvalid).not.toHaveBeenCalled();
+  });
+
+  it("refuses keys over what the backend declares it stores, and NUL where it drops it", async () => {
+    const map = new Map<string, unknown>();
+    const adapter = Object.assign(new EventEmitter(), {
+      opts: { url: "test://" },
+      namespace: undefined as string | undefined,
+      get: async (key: string) => map.get(key),
+      set: async (key: string, value: unknown) => void map.set(key, value),
+      delete: async (key: string) => map.delete(key),
+      clear: async () => map.clear(),
+      [KEY_LIMITS]: { maxBytes: 16, nul: false },
+    });
+    const store = signedStore(adapter as unknown as KeyvStoreAdapter, SECRET);
+    await store.set("é".repeat(8), "fits");
+    expect(await store.get("é".repeat(8))).toBe("fits");
+    await expect(store.set("é".repeat(9), "v")).rejects.toThrow(/16 bytes/);
+    await expect(store.set("a\0b", "v")).rejects.toBeInstanceOf(InvalidKey);
+  });
+
+  it("does not cache an entry over maxEntryBytes, and removes the older one", async () => {
+    const errors: unknown[] = [];
+    const { store, map } = setup({ maxEntryBytes: 4096 });
+    store.on("error", (error) => errors.push(error));
+    await store.set("k", "small");
+    await expect(store.set("k", "é".repeat(2100))).rejects.toBeInstanceOf(EntryTooLarge);
+    expect(map.has("k")).toBe(false);
+    expect(await store.get("k")).toBeUndefined();
+    expect(() => signedStore(new Map(), SECRET, { maxEntryBytes: 10 })).toThrow(ConfigError);
+  });
+
+  it("rejects a planted entry over maxEntryBytes before any parsing, in both modes", async () => {
+    const planted = `sc2.hs256.AAAAAAAA.0.keyv.s.${"x".repeat(2_000_000)}`;
+    const reasons: string[] = [];
+    const lax = setup({ maxEntryBytes: 1_000_000, onInvalid: (e) => reasons.push(e.message) });
+    lax.map.set("k", planted);
+    expect(await lax.store.get("k")).toBeUndefined();
+    expect(lax.map.has("k")).toBe(false);
+    expect(reasons[0]).toMatch(/maxEntryBytes/);
+    const strict = setup({ maxEntryBytes: 1_000_000, strict: true });
+    strict.map.set("k", planted);
+    await expect(strict.store.get("k")).rejects.toMatchObject({ reason: "malformed" });
+    expect(strict.map.has("k")).toBe(true);
+  });
+
+  it("reads an entry of the previous format (sc1) as a plain miss: deleted, never an error", async () => {
+    const onInvalid = vi.fn();
+    const sc1 = "sc1.hs256.TN14a4nL.0.s.CmUgBcQxYD_fM0V45aRfOnW-gBC9kBF2kfgeUkCwLJI.{}";
+    for (const strict of [false, true]) {
+      const { store, map } = setup({ strict, onInvalid });
+      map.set("keyv:k", sc1);
+      expect(await store.get("keyv:k")).toBeUndefined();
+      expect(map.has("keyv:k")).toBe(false);
+      map.set("keyv:k", sc1);
+      const reports = [];
+      for await (const report of store.audit()) reports.push(report);
+      const [report] = reports;
+      expect(report).toMatchObject({ status: "expired" });
+    }
+    expect(onInvalid).not.toHaveBeenCalled();
+  });
+
+  it("keeps the key out of messages and out of an error's enumerable properties", async () => {
+    const { store, map } = setup({ strict: true });
+    map.set("session:tok_abc123", "planted");
+    const error = await store.get("session:tok_abc123").catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(BadSignature);
+    expect((error as BadSignature).key).toBe("session:tok_abc123");
+    expect(JSON.stringify(error)).not.toContain("tok_abc123");
+    expect(inspect(error)).not.toContain("tok_abc123");
+  });
+
+  it("prints no password, secret or derived key when inspected", () => {
+    const adapter = Object.assign(new EventEmitter(), {
+      opts: { url: "redis://app:hunter2-password@127.0.0.1:6379", dialect: "redis" },
+      get: async () => undefined,
+      set: async () => true,
+      delete: async () => true,
+      clear: async () => undefined,
+    });
+    const store = signedStore(adapter as unknown as KeyvStoreAdapter, SECRET, {
+      fallbacks: [OLD_SECRET],
+    });
+    const keyv = new Keyv({ store });
+    for (const shown of [
+      inspect(store, { depth: 8 }),
+      inspect(keyv, { depth: 8 }),
+      JSON.stringify(store.opts),
+    ]) {
+      expect(shown).not.toContain("hunter2");
+      expect(shown).not.toContain(SECRET.slice(0, 12));
+      expect(shown).not.toContain(OLD_SECRET.slice(0, 12));
+    }
+  });
+
+  it("re-signs under the current key keeping purpose, expiry and protection", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
+    const map = new Map<string, unknown>();
+    await signedStore(map, OLD_SECRET, { purpose: "axios", encrypt: true }).set("a", "x", 60_000);
+    await signedStore(map, OLD_SECRET, { purpose: "axios", algorithm: "sha512" }).set(
+      "b",
+      "y",
+      60_000,
+    );
+    const rotated = signedStore(map, SECRET, {
+      fallbacks: [OLD_SECRET],
+      resign: true,
+      purpose: "axios",
+      algorithms: ["sha256", "sha512", "aes-256-gcm"],
+    });
+    expect(await rotated.getMany(["a", "b"])).toEqual(["x", "y"]);
+    const current = new Keyring(SECRET).current.kid;
+    expect(inspectEnvelope(map.get("a"))).toMatchObject({
+      algorithm: "a256gcm",
+      kid: current,
+      purpose: "axios",
+      expiresAt: 1_800_000_060_000,
+    });
+    expect(inspectEnvelope(map.get("b"))).toMatchObject({ algorithm: "hs512", kid: current });
   });
 });

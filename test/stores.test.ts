@@ -2,11 +2,14 @@ import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import Keyv from "keyv";
+import { format, inspect } from "node:util";
+import fc from "fast-check";
+import Keyv, { type KeyvStoreAdapter } from "keyv";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError } from "../src/errors.ts";
+import { KEY_LIMITS, type KeyLimits } from "../src/key-limits.ts";
 import { signedStore } from "../src/store.ts";
-import { storeFromUrl } from "../src/stores.ts";
+import { redactUrl, storeFromUrl } from "../src/stores.ts";
 import { backendBehaviours } from "./support/backends.ts";
 import { SECRET } from "./support/secrets.ts";
 
@@ -74,6 +77,85 @@ describe("storeFromUrl", () => {
     );
     expect(output).toContain("npm install @keyv/postgres");
     expect(output).toContain("npm install @keyv/mysql");
+  });
+});
+
+describe("redactUrl", () => {
+  it.each([
+    ["postgres://user:password@127.0.0.1/test", "postgres://user:***@127.0.0.1/test"],
+    ["mysql://app:p%40ss@db:3306/cache?table=t", "mysql://app:***@db:3306/cache?table=t"],
+    ["redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"],
+    ["rediss://default:hunter2@cache:6380", "rediss://default:***@cache:6380"],
+    // Unencoded @ in the password: the last @ before the path ends the user part.
+    ["mysql://app:p@ss@db/cache", "mysql://app:***@db/cache"],
+  ])("masks the password of %s, keeping the rest as written", (url, shown) => {
+    expect(redactUrl(url)).toBe(shown);
+  });
+
+  it.each([
+    "redis://cache:6379",
+    "redis://user@cache:6379",
+    "sqlite://http_cache.sqlite",
+    "sqlite:///var/cache/a.sqlite?table=t",
+    "memory://",
+    "localhost:6379",
+  ])("leaves %s, which has no password, alone", (url) => {
+    expect(redactUrl(url)).toBe(url);
+  });
+
+  it.each([
+    ["redis://:hunter2@[bad", "redis://***@[bad"],
+    ["redis://app:hun/ter2@cache", "redis://***@cache"],
+    ["redis://app:123?hunter2@cache", "redis://***@cache"],
+  ])(
+    "masks everything between // and @ in %s, where the password's end is unclear",
+    (url, shown) => {
+      expect(redactUrl(url)).toBe(shown);
+    },
+  );
+
+  it("never throws and never returns the password, whatever it holds", () => {
+    expect(redactUrl(undefined as unknown as string)).toBeTypeOf("string");
+    fc.assert(
+      fc.property(
+        fc
+          .string({ minLength: 1, unit: "binary" })
+          .filter((password) => !/[\t\n\r]/.test(password)),
+        (password) => {
+          const shown = redactUrl(`redis://app:${password}@cache:6379/0`);
+          expect(["redis://app:***@cache:6379/0", "redis://***@cache:6379/0"]).toContain(shown);
+        },
+      ),
+    );
+  });
+});
+
+describe("adapters from storeFromUrl", () => {
+  const password = "s3cr3t-Pa55word";
+
+  it.each([
+    ["redis", `redis://app:${password}@127.0.0.1:6379/0`, "redis://app:***@127.0.0.1:6379/0"],
+    ["rediss", `rediss://:${password}@127.0.0.1:6380`, "rediss://:***@127.0.0.1:6380"],
+  ])("a %s:// adapter never shows its password when inspected", async (_, url, shown) => {
+    // The Redis adapter connects on first use: nothing here reaches a server.
+    const adapter = storeFromUrl(url) as KeyvStoreAdapter;
+    adapter.namespace = "api";
+    for (const options of [{ depth: 10 }, { depth: 10, showHidden: true }, { depth: 0 }]) {
+      expect(inspect(adapter, options)).not.toContain(password);
+    }
+    expect(format("%o %O %s", adapter, adapter, adapter)).not.toContain(password);
+    expect(inspect(adapter)).toBe(`KeyvRedis { url: '${shown}', namespace: 'api' }`);
+    await adapter.disconnect?.();
+  });
+
+  it("a sqlite:// adapter declares the keys it stores faithfully and inspects to its URL", async () => {
+    const url = `sqlite://${join(dir, "limits.sqlite")}`;
+    const adapter = storeFromUrl(url) as KeyvStoreAdapter & { [KEY_LIMITS]: KeyLimits };
+    expect(adapter[KEY_LIMITS]).toEqual({ maxBytes: 1024 * 1024, nul: false });
+    expect(inspect(adapter, { breakLength: Number.POSITIVE_INFINITY })).toBe(
+      `KeyvSqlite { url: '${url}', namespace: undefined }`,
+    );
+    await adapter.disconnect?.();
   });
 });
 

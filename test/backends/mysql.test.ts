@@ -1,6 +1,11 @@
+import { randomBytes } from "node:crypto";
+import { inspect } from "node:util";
+import type { KeyvStoreAdapter } from "keyv";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
+import { StoreError } from "../../src/errors.ts";
+import { KEY_LIMITS, type KeyLimits } from "../../src/key-limits.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
 import {
@@ -17,6 +22,37 @@ const mariadb = await findBackend("MariaDB/MySQL", "MYSQL_URL", "mysql://root@12
 const SUITE_TABLE = "sc_backends_mysql_suite";
 const TABLE = "sc_backends_mysql";
 const LEGACY_TABLE = "sc_backends_mysql_legacy";
+// The table as the previous release of storeFromUrl left it: PAD SPACE keys of 255 characters.
+// New tables get a per-run suffix: another run of this file may share the server.
+const RUN = randomBytes(3).toString("hex");
+const PAD_TABLE = `sc_backends_mysql_pad_${RUN}`;
+// Its own small table: with few rows MariaDB picks the index range plan that missed the key.
+const ASTRAL_TABLE = `sc_backends_mysql_astral_${RUN}`;
+const NO_PAD = /^utf8mb4_(nopad_bin|0900_bin)$/;
+
+type Adapter = KeyvStoreAdapter & { [KEY_LIMITS]: KeyLimits };
+
+/** `namespace:` and then `fill` up to exactly `bytes` UTF-8 bytes, padded with ASCII. */
+function keyOfBytes(namespace: string, fill: string, bytes: number): string {
+  const prefix = `${namespace}:`;
+  const room = bytes - Buffer.byteLength(prefix);
+  const fills = Math.floor(room / Buffer.byteLength(fill));
+  return `${prefix}${fill.repeat(fills)}${"k".repeat(room - fills * Buffer.byteLength(fill))}`;
+}
+
+/** Sets, reads, lists and deletes `key` through the adapter itself. */
+async function expectRoundTrip(adapter: Adapter, namespace: string, key: string): Promise<void> {
+  const value = `value of ${key.length}`;
+  await adapter.set(key, value);
+  expect(await adapter.get(key)).toBe(value);
+  expect(await adapter.getMany?.([key])).toEqual([value]);
+  const listed: string[] = [];
+  for await (const [listedKey] of adapter.iterator?.(namespace) ?? []) {
+    listed.push(String(listedKey));
+  }
+  expect(listed).toEqual([key]);
+  expect(await adapter.delete(key)).toBe(true);
+}
 
 function withTable(table: string): string {
   return `${mariadb.url}${mariadb.url.includes("?") ? "&" : "?"}table=${table}`;
@@ -28,9 +64,21 @@ describeBackend(mariadb, "MariaDB/MySQL", () => {
     client = await mysql.createConnection(mariadb.url);
   });
   afterAll(async () => {
-    await client.query(`DROP TABLE IF EXISTS ${SUITE_TABLE}, ${TABLE}, ${LEGACY_TABLE}`);
+    await client.query(
+      `DROP TABLE IF EXISTS ${SUITE_TABLE}, ${TABLE}, ${LEGACY_TABLE}, ${PAD_TABLE}, ${ASTRAL_TABLE}`,
+    );
     await client.end();
   });
+
+  async function columnsOf(table: string): Promise<unknown> {
+    const [columns] = await client.query(
+      `SELECT COLUMN_NAME AS name, DATA_TYPE AS type, CHARACTER_MAXIMUM_LENGTH AS length,
+         COLLATION_NAME AS collation
+       FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`,
+      [table],
+    );
+    return columns;
+  }
 
   async function readRow(table: string, id: string): Promise<string | undefined> {
     const [rows] = await client.query(`SELECT value FROM ${table} WHERE id = ?`, [id]);
@@ -79,24 +127,112 @@ describeBackend(mariadb, "MariaDB/MySQL", () => {
       expect(await cache.get("big")).toBe(big);
       expect(await cache.get("Key")).toBe("upper");
       expect(await cache.get("key")).toBe("lower");
-      const [columns] = await client.query(
-        `SELECT COLUMN_NAME AS name, DATA_TYPE AS type, COLLATION_NAME AS collation
-         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`,
-        [LEGACY_TABLE],
-      );
-      expect(columns).toEqual(
+      expect(await columnsOf(LEGACY_TABLE)).toEqual(
         expect.arrayContaining([
           expect.objectContaining({ name: "value", type: "longtext" }),
-          expect.objectContaining({ name: "id", collation: "utf8mb4_bin" }),
+          expect.objectContaining({
+            name: "id",
+            length: 768,
+            collation: expect.stringMatching(NO_PAD),
+          }),
         ]),
       );
       await cache.disconnect();
+    });
+
+    it("a table the previous release widened (PAD SPACE keys) gets NO PAD, 768-character keys", async () => {
+      await client.query(
+        `CREATE TABLE ${PAD_TABLE}(id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, value LONGTEXT)`,
+      );
+      const cache = createKeyv({ url: withTable(PAD_TABLE), secret: SECRET, strict: true });
+      await cache.set("user", "no space");
+      await cache.set("user ", "one space");
+      expect(await cache.get("user")).toBe("no space");
+      expect(await cache.get("user ")).toBe("one space");
+      await cache.disconnect();
+      expect(await columnsOf(PAD_TABLE)).toContainEqual(
+        expect.objectContaining({
+          name: "id",
+          length: 768,
+          collation: expect.stringMatching(NO_PAD),
+        }),
+      );
     });
 
     it("a server that refuses connections is a miss (strict: StoreError), never a hang", async () => {
       await expectRefusedConnectionIsMiss(
         `mysql://root@127.0.0.1:${await closedPort()}/test?table=${TABLE}`,
       );
+    });
+  });
+
+  describeBackend(mariadb, "keys stored exactly as given", () => {
+    it("declares 768 bytes with NUL; the widest declared key and a key with NUL round-trip", async () => {
+      const namespace = "sc_backends_widest";
+      const adapter = storeFromUrl(withTable(TABLE)) as Adapter;
+      const { maxBytes } = adapter[KEY_LIMITS];
+      expect(adapter[KEY_LIMITS]).toEqual({ maxBytes: 768, nul: true });
+      // An emoji first: MariaDB's LIKE 'ns:%' index range stops short of it; listing must not.
+      for (const fill of ["k", "\u{1F511}", "é "]) {
+        const key = keyOfBytes(namespace, fill, maxBytes);
+        expect(Buffer.byteLength(key)).toBe(maxBytes);
+        await expectRoundTrip(adapter, namespace, key);
+      }
+      await expectRoundTrip(adapter, namespace, `${namespace}:a\u0000b`);
+    });
+
+    it("keeps keys differing in trailing spaces or case apart, through the signed store", async () => {
+      const namespace = "sc_backends_exact";
+      const cache = createKeyv({ url: withTable(TABLE), secret: SECRET, namespace, strict: true });
+      const keys = ["user", "user ", "user  ", "User", "USER", "user\t"];
+      for (const key of keys) await cache.set(key, JSON.stringify(key));
+      for (const key of keys) expect(await cache.get(key)).toBe(JSON.stringify(key));
+      const [rows] = await client.query(`SELECT id FROM ${TABLE} WHERE id LIKE ?`, [
+        `${namespace}:%`,
+      ]);
+      expect((rows as unknown[]).length).toBe(keys.length);
+      await cache.clear();
+    });
+
+    it("lists and clears a key that starts with a character beyond U+FFFF", async () => {
+      const cache = createKeyv({
+        url: withTable(ASTRAL_TABLE),
+        secret: SECRET,
+        // No `_` in it: a LIKE wildcard would end the index range early and hide the fault.
+        namespace: "astral",
+        strict: true,
+      });
+      await cache.set("\u{1F511}key", "astral");
+      await cache.set("key", "plain");
+      const listed: string[] = [];
+      for await (const [key] of cache.iterator?.(undefined) ?? []) listed.push(String(key));
+      expect(listed.sort()).toEqual(["key", "\u{1F511}key"].sort());
+      await cache.clear();
+      expect(await readRow(ASTRAL_TABLE, "astral:\u{1F511}key")).toBeUndefined();
+      await cache.disconnect();
+    });
+  });
+
+  describeBackend(mariadb, "a store URL with a password", () => {
+    it("never shows the password, and a refused login is a rejected call, not a crash", async () => {
+      const password = "s3cr3t-Pa55word";
+      const url = new URL(withTable(TABLE));
+      url.username = "sc_backends_nobody";
+      url.password = password;
+      // @keyv/mysql connects at once and, on its own, leaves this refusal unhandled.
+      const adapter = storeFromUrl(url.href) as Adapter;
+      adapter.namespace = "sc_backends_pw";
+      for (const options of [{ depth: 10 }, { depth: 10, showHidden: true }]) {
+        const shown = inspect(adapter, options);
+        expect(shown).not.toContain(password);
+        expect(shown).toContain("sc_backends_nobody:***@");
+        expect(shown).toMatch(/^KeyvMysql \{.*namespace: 'sc_backends_pw'/s);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await expect(adapter.get("sc_backends_pw:k")).rejects.toThrow(/Access denied/);
+      const strict = createKeyv({ store: adapter, secret: SECRET, strict: true });
+      await expect(strict.get("k")).rejects.toBeInstanceOf(StoreError);
+      await adapter.disconnect?.();
     });
   });
 });

@@ -3,7 +3,7 @@ import { connect, createServer } from "node:net";
 import Keyv from "keyv";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
-import { type BadData, StoreError } from "../../src/errors.ts";
+import { type BadData, InvalidKey, StoreError } from "../../src/errors.ts";
 import { signedStore, type WrappableStore } from "../../src/store.ts";
 import { SECRET } from "./secrets.ts";
 
@@ -119,7 +119,7 @@ export function backendBehaviours(raw: RawAccess): void {
 
     await lax.set("user", { admin: false });
     const row = await raw.read(where);
-    expect(row).toMatch(/^sc1\..*"admin":false/);
+    expect(row).toMatch(/^sc2\..*"admin":false/);
     const forged = String(row).replace('"admin":false', '"admin":true');
 
     await raw.write(where, forged);
@@ -164,6 +164,31 @@ export function backendBehaviours(raw: RawAccess): void {
     await cache.set("key", "lower");
     expect(await cache.get("Key")).toBe("upper");
     expect(await cache.get("key")).toBe("lower");
+  });
+
+  it("refuses keys it cannot store faithfully, and never mistakes their alias for an attack", async () => {
+    const invalid: BadData[] = [];
+    const cache = keyv(`${base}_alias`, {
+      strict: true,
+      onInvalid: (error) => invalid.push(error),
+    });
+    // The driver would store a lone surrogate as U+FFFD: the two keys would share one row.
+    await cache.set("a\uFFFD", "replacement character");
+    await expect(cache.set("a\uD800", "lone surrogate")).rejects.toBeInstanceOf(InvalidKey);
+    await expect(cache.set("a\uD801", "another")).rejects.toBeInstanceOf(InvalidKey);
+    expect(await cache.get("a\uD800")).toBeUndefined();
+    expect(await cache.delete("a\uD800")).toBe(false);
+    expect(await cache.deleteMany(["a\uD800", "a\uDC00"])).toBe(false);
+    expect(await cache.get("a\uFFFD")).toBe("replacement character");
+    expect(invalid).toEqual([]);
+  });
+
+  it("keeps keys that differ only by trailing spaces apart", async () => {
+    const cache = keyv(`${base}_pad`, { strict: true });
+    await cache.set("user", "no space");
+    await cache.set("user ", "one space");
+    expect(await cache.get("user")).toBe("no space");
+    expect(await cache.get("user ")).toBe("one space");
   });
 
   // Each pair: clearing or listing the first must not reach the second, which a LIKE pattern
