@@ -98,7 +98,9 @@ for (const backend of backends) {
       expect([miss.cached, hit.cached]).toEqual([false, true]);
       expect(hit.data).toEqual(miss.data);
       expect(origin.hits(path)).toBe(1);
-      expect(await backendOf(axios).get(hit.id)).toMatch(/^sc2\.hs256\.[\w-]{8}\.[1-9]\d*\.axios\.s\./);
+      expect(await backendOf(axios).get(hit.id)).toMatch(
+        /^sc2\.hs256\.[\w-]{8}\.[1-9]\d*\.axios\.s\./,
+      );
       // Another instance on the same store (another process) hits too.
       expect((await instance().get(path)).cached).toBe(true);
     });
