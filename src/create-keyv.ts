@@ -100,7 +100,15 @@ export function createKeyv(options: CreateKeyvOptions = {}): Keyv {
     ...(options.onInvalid === undefined ? {} : { onInvalid: options.onInvalid }),
   };
   // Every setting is checked on a throwaway Map before a URL opens a file or a connection.
-  signedStore(new Map(), secret, signing);
+  try {
+    signedStore(new Map(), secret, signing);
+  } catch (error) {
+    // A list read from the environment can clash with an algorithm chosen in code: say where.
+    if (error instanceof ConfigError && options.algorithms === undefined && config.algorithms) {
+      throw new ConfigError(`SIGNED_CACHE_ALGORITHMS: ${error.message}`);
+    }
+    throw error;
+  }
   const store = signedStore(
     options.store ?? storeFromUrl(options.url ?? config.url),
     secret,

@@ -84,3 +84,22 @@ describe("createKeyv", () => {
     );
   });
 });
+
+describe("createKeyv: accepted algorithms", () => {
+  it("reads SIGNED_CACHE_ALGORITHM(S) and names the variable when the list leaves out what is written", async () => {
+    const store = new Map<string, unknown>();
+    const env = {
+      ...ENV,
+      SIGNED_CACHE_ALGORITHM: "sha512",
+      SIGNED_CACHE_ALGORITHMS: "sha512,sha256",
+    };
+    const keyv = createKeyv({ env, store });
+    await keyv.set("k", "v");
+    expect(String(store.get("keyv:k"))).toMatch(/^sc2\.hs512\./);
+    await createKeyv({ env: ENV, store }).set("old", "sha256 entry");
+    expect(await keyv.get("old")).toBe("sha256 entry");
+    expect(() =>
+      createKeyv({ env: { ...ENV, SIGNED_CACHE_ALGORITHMS: "sha512" }, store: new Map() }),
+    ).toThrow(/SIGNED_CACHE_ALGORITHMS: algorithms must include sha256/);
+  });
+});

@@ -1,11 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
-import type { KeyvStoreAdapter } from "keyv";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
 import { StoreError } from "../../src/errors.ts";
-import { KEY_LIMITS, type KeyLimits } from "../../src/key-limits.ts";
+import { KEY_LIMITS } from "../../src/key-limits.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
 import {
@@ -16,6 +15,7 @@ import {
   findBackend,
 } from "../support/backends.ts";
 import { keyvCompliance } from "../support/compliance.ts";
+import { expectKeyRoundTrip, keyOfBytes, type LimitedAdapter } from "../support/keys.ts";
 import { SECRET } from "../support/secrets.ts";
 
 const mariadb = await findBackend("MariaDB/MySQL", "MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
@@ -29,30 +29,6 @@ const PAD_TABLE = `sc_backends_mysql_pad_${RUN}`;
 // Its own small table: with few rows MariaDB picks the index range plan that missed the key.
 const ASTRAL_TABLE = `sc_backends_mysql_astral_${RUN}`;
 const NO_PAD = /^utf8mb4_(nopad_bin|0900_bin)$/;
-
-type Adapter = KeyvStoreAdapter & { [KEY_LIMITS]: KeyLimits };
-
-/** `namespace:` and then `fill` up to exactly `bytes` UTF-8 bytes, padded with ASCII. */
-function keyOfBytes(namespace: string, fill: string, bytes: number): string {
-  const prefix = `${namespace}:`;
-  const room = bytes - Buffer.byteLength(prefix);
-  const fills = Math.floor(room / Buffer.byteLength(fill));
-  return `${prefix}${fill.repeat(fills)}${"k".repeat(room - fills * Buffer.byteLength(fill))}`;
-}
-
-/** Sets, reads, lists and deletes `key` through the adapter itself. */
-async function expectRoundTrip(adapter: Adapter, namespace: string, key: string): Promise<void> {
-  const value = `value of ${key.length}`;
-  await adapter.set(key, value);
-  expect(await adapter.get(key)).toBe(value);
-  expect(await adapter.getMany?.([key])).toEqual([value]);
-  const listed: string[] = [];
-  for await (const [listedKey] of adapter.iterator?.(namespace) ?? []) {
-    listed.push(String(listedKey));
-  }
-  expect(listed).toEqual([key]);
-  expect(await adapter.delete(key)).toBe(true);
-}
 
 function withTable(table: string): string {
   return `${mariadb.url}${mariadb.url.includes("?") ? "&" : "?"}table=${table}`;
@@ -169,16 +145,16 @@ describeBackend(mariadb, "MariaDB/MySQL", () => {
   describeBackend(mariadb, "keys stored exactly as given", () => {
     it("declares 768 bytes with NUL; the widest declared key and a key with NUL round-trip", async () => {
       const namespace = "sc_backends_widest";
-      const adapter = storeFromUrl(withTable(TABLE)) as Adapter;
+      const adapter = storeFromUrl(withTable(TABLE)) as LimitedAdapter;
       const { maxBytes } = adapter[KEY_LIMITS];
       expect(adapter[KEY_LIMITS]).toEqual({ maxBytes: 768, nul: true });
       // An emoji first: MariaDB's LIKE 'ns:%' index range stops short of it; listing must not.
       for (const fill of ["k", "\u{1F511}", "é "]) {
         const key = keyOfBytes(namespace, fill, maxBytes);
         expect(Buffer.byteLength(key)).toBe(maxBytes);
-        await expectRoundTrip(adapter, namespace, key);
+        await expectKeyRoundTrip(adapter, namespace, key);
       }
-      await expectRoundTrip(adapter, namespace, `${namespace}:a\u0000b`);
+      await expectKeyRoundTrip(adapter, namespace, `${namespace}:a\u0000b`);
     });
 
     it("keeps keys differing in trailing spaces or case apart, through the signed store", async () => {
@@ -220,7 +196,7 @@ describeBackend(mariadb, "MariaDB/MySQL", () => {
       url.username = "sc_backends_nobody";
       url.password = password;
       // @keyv/mysql connects at once and, on its own, leaves this refusal unhandled.
-      const adapter = storeFromUrl(url.href) as Adapter;
+      const adapter = storeFromUrl(url.href) as LimitedAdapter;
       adapter.namespace = "sc_backends_pw";
       for (const options of [{ depth: 10 }, { depth: 10, showHidden: true }]) {
         const shown = inspect(adapter, options);

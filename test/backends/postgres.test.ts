@@ -1,12 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { EventEmitter } from "node:events";
 import { inspect } from "node:util";
-import type { KeyvStoreAdapter } from "keyv";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
 import { ENVELOPE_PREFIX } from "../../src/envelope.ts";
-import { KEY_LIMITS, type KeyLimits } from "../../src/key-limits.ts";
+import { KEY_LIMITS } from "../../src/key-limits.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
 import {
@@ -17,6 +16,7 @@ import {
   findBackend,
 } from "../support/backends.ts";
 import { keyvCompliance } from "../support/compliance.ts";
+import { keyOfBytes, type LimitedAdapter } from "../support/keys.ts";
 import { SECRET } from "../support/secrets.ts";
 
 const postgres = await findBackend(
@@ -29,16 +29,6 @@ const TABLE = "sc_backends_pg";
 const SCHEMA = "sc_backends_pg_schema";
 // Per run: another run of this file may share the server.
 const LEGACY_TABLE = `sc_backends_pg_legacy_${randomBytes(3).toString("hex")}`;
-
-type Adapter = KeyvStoreAdapter & { [KEY_LIMITS]: KeyLimits };
-
-/** `namespace:` and then `fill` up to exactly `bytes` UTF-8 bytes, padded with ASCII. */
-function keyOfBytes(namespace: string, fill: string, bytes: number): string {
-  const prefix = `${namespace}:`;
-  const room = bytes - Buffer.byteLength(prefix);
-  const fills = Math.floor(room / Buffer.byteLength(fill));
-  return `${prefix}${fill.repeat(fills)}${"k".repeat(room - fills * Buffer.byteLength(fill))}`;
-}
 
 function withParams(params: string): string {
   return `${postgres.url}${postgres.url.includes("?") ? "&" : "?"}${params}`;
@@ -144,7 +134,7 @@ describeBackend(postgres, "PostgreSQL", () => {
   });
 
   describeBackend(postgres, "keys stored exactly as given", () => {
-    async function expectWidestKeysRoundTrip(adapter: Adapter, namespace: string) {
+    async function expectWidestKeysRoundTrip(adapter: LimitedAdapter, namespace: string) {
       const { maxBytes } = adapter[KEY_LIMITS];
       for (const fill of ["k", "\u{1F511}", "é "]) {
         const key = keyOfBytes(namespace, fill, maxBytes);
@@ -162,7 +152,7 @@ describeBackend(postgres, "PostgreSQL", () => {
     }
 
     it("declares 2048 bytes without NUL, and the widest declared key round-trips", async () => {
-      const adapter = storeFromUrl(withParams(`table=${TABLE}`)) as Adapter;
+      const adapter = storeFromUrl(withParams(`table=${TABLE}`)) as LimitedAdapter;
       expect(adapter[KEY_LIMITS]).toEqual({ maxBytes: 2048, nul: false });
       await expectWidestKeysRoundTrip(adapter, "sc_backends_widest");
       // What nul: false stands for: PostgreSQL text cannot hold NUL at all.
@@ -172,7 +162,7 @@ describeBackend(postgres, "PostgreSQL", () => {
 
     it("widens the key column of a table @keyv/postgres created (VARCHAR(255))", async () => {
       await client.query(`CREATE TABLE ${LEGACY_TABLE}(key VARCHAR(255) PRIMARY KEY, value TEXT)`);
-      const adapter = storeFromUrl(withParams(`table=${LEGACY_TABLE}`)) as Adapter;
+      const adapter = storeFromUrl(withParams(`table=${LEGACY_TABLE}`)) as LimitedAdapter;
       await expectWidestKeysRoundTrip(adapter, "sc_backends_legacy");
       const { rows } = await client.query(
         `SELECT character_maximum_length AS length FROM information_schema.columns
@@ -204,7 +194,7 @@ describeBackend(postgres, "PostgreSQL", () => {
       const url = new URL(withParams(`table=${TABLE}`));
       url.username ||= "postgres";
       url.password = password;
-      const adapter = storeFromUrl(url.href) as Adapter & EventEmitter;
+      const adapter = storeFromUrl(url.href) as LimitedAdapter & EventEmitter;
       // Servers that check passwords refuse this one: that is an event here, not a failure.
       adapter.on("error", () => {});
       adapter.namespace = "sc_backends_pw";

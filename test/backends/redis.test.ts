@@ -1,11 +1,10 @@
 import { createServer, type Server, type Socket } from "node:net";
 import KeyvRedis from "@keyv/redis";
-import type { KeyvStoreAdapter } from "keyv";
 import { createClient } from "redis";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
 import { StoreError } from "../../src/errors.ts";
-import { KEY_LIMITS, type KeyLimits } from "../../src/key-limits.ts";
+import { KEY_LIMITS } from "../../src/key-limits.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
 import {
@@ -17,6 +16,7 @@ import {
   timed,
 } from "../support/backends.ts";
 import { keyvCompliance } from "../support/compliance.ts";
+import { expectKeyRoundTrip, keyOfBytes, type LimitedAdapter } from "../support/keys.ts";
 import { SECRET } from "../support/secrets.ts";
 
 const redis = await findBackend("Redis", "REDIS_URL", "redis://127.0.0.1:6379");
@@ -77,37 +77,19 @@ describeBackend(redis, "signedStore over Redis, from storeFromUrl", () => {
 });
 
 describeBackend(redis, "keys through Redis from storeFromUrl", () => {
-  type Adapter = KeyvStoreAdapter & { [KEY_LIMITS]: KeyLimits };
-
-  async function expectRoundTrip(adapter: Adapter, namespace: string, key: string) {
-    const value = `value of ${key.length}`;
-    await adapter.set(key, value);
-    expect(await adapter.get(key)).toBe(value);
-    expect(await adapter.getMany?.([key])).toEqual([value]);
-    const listed: string[] = [];
-    for await (const [listedKey] of adapter.iterator?.(namespace) ?? []) {
-      listed.push(String(listedKey));
-    }
-    expect(listed).toEqual([key]);
-    expect(await adapter.delete(key)).toBe(true);
-  }
-
   it("declares 1 MiB with NUL; the widest declared key and a key with NUL round-trip", async () => {
     const namespace = "sc_backends_keys";
-    const adapter = storeFromUrl(redis.url) as Adapter;
+    const adapter = storeFromUrl(redis.url) as LimitedAdapter;
     // As Keyv does: the adapter prefixes its namespace to the `namespace:key` it is given.
     adapter.namespace = namespace;
     const { maxBytes } = adapter[KEY_LIMITS];
     expect(adapter[KEY_LIMITS]).toEqual({ maxBytes: 1024 * 1024, nul: true });
     for (const fill of ["k", "\u{1F511}", " "]) {
-      const prefix = `${namespace}:`;
-      const room = maxBytes - prefix.length;
-      const fills = Math.floor(room / Buffer.byteLength(fill));
-      const key = `${prefix}${fill.repeat(fills)}${"k".repeat(room - fills * Buffer.byteLength(fill))}`;
+      const key = keyOfBytes(namespace, fill, maxBytes);
       expect(Buffer.byteLength(key)).toBe(maxBytes);
-      await expectRoundTrip(adapter, namespace, key);
+      await expectKeyRoundTrip(adapter, namespace, key);
     }
-    await expectRoundTrip(adapter, namespace, `${namespace}:a\u0000b`);
+    await expectKeyRoundTrip(adapter, namespace, `${namespace}:a\u0000b`);
     await adapter.disconnect?.();
   });
 });

@@ -2,15 +2,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import KeyvSqlite from "@keyv/sqlite";
-import Keyv, { type KeyvStoreAdapter } from "keyv";
+import Keyv from "keyv";
 import sqlite3 from "sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
 import { ENVELOPE_PREFIX } from "../../src/envelope.ts";
-import { KEY_LIMITS, type KeyLimits } from "../../src/key-limits.ts";
+import { KEY_LIMITS } from "../../src/key-limits.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
 import { keyvCompliance } from "../support/compliance.ts";
+import { expectKeyRoundTrip, keyOfBytes, type LimitedAdapter } from "../support/keys.ts";
 import { SECRET } from "../support/secrets.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "signed-cache-sqlite-"));
@@ -138,34 +139,22 @@ describe("a SQLite file locked by another process", () => {
 });
 
 describe("keys through sqlite:// from storeFromUrl", () => {
-  type Adapter = KeyvStoreAdapter & { [KEY_LIMITS]: KeyLimits };
   const url = `sqlite://${join(dir, "keys.sqlite")}`;
 
   it("declares 1 MiB without NUL, and the widest declared key round-trips", async () => {
-    const adapter = storeFromUrl(url) as Adapter;
+    const adapter = storeFromUrl(url) as LimitedAdapter;
     const { maxBytes } = adapter[KEY_LIMITS];
     expect(adapter[KEY_LIMITS]).toEqual({ maxBytes: 1024 * 1024, nul: false });
     for (const fill of ["k", "\u{1F511}", " "]) {
-      const prefix = "widest:";
-      const room = maxBytes - prefix.length;
-      const fills = Math.floor(room / Buffer.byteLength(fill));
-      const key = `${prefix}${fill.repeat(fills)}${"k".repeat(room - fills * Buffer.byteLength(fill))}`;
+      const key = keyOfBytes("widest", fill, maxBytes);
       expect(Buffer.byteLength(key)).toBe(maxBytes);
-      await adapter.set(key, fill);
-      expect(await adapter.get(key)).toBe(fill);
-      expect(await adapter.getMany?.([key])).toEqual([fill]);
-      const listed: string[] = [];
-      for await (const [listedKey] of adapter.iterator?.("widest") ?? []) {
-        listed.push(String(listedKey));
-      }
-      expect(listed).toEqual([key]);
-      expect(await adapter.delete(key)).toBe(true);
+      await expectKeyRoundTrip(adapter, "widest", key);
     }
     await adapter.disconnect?.();
   });
 
   it("nul: false because the adapter's getMany misses a key holding NUL", async () => {
-    const adapter = storeFromUrl(url) as Adapter;
+    const adapter = storeFromUrl(url) as LimitedAdapter;
     await adapter.set("nul:a\u0000b", "v");
     expect(await adapter.get("nul:a\u0000b")).toBe("v");
     expect(await adapter.getMany?.(["nul:a\u0000b"])).toEqual([undefined]);
