@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { connect, createServer } from "node:net";
+import fc from "fast-check";
 import Keyv from "keyv";
 import { afterAll, describe, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
@@ -181,6 +182,31 @@ export function backendBehaviours(raw: RawAccess): void {
     expect(await cache.deleteMany(["a\uD800", "a\uDC00"])).toBe(false);
     expect(await cache.get("a\uFFFD")).toBe("replacement character");
     expect(invalid).toEqual([]);
+  });
+
+  it("returns whatever set accepted, for any key, value and ttl", async () => {
+    const cache = keyv(`${base}_any`, { strict: true });
+    const ttls = fc.oneof(
+      fc.constantFrom(
+        undefined,
+        0,
+        60_000.25,
+        Number.MAX_SAFE_INTEGER,
+        1e21,
+        Number.POSITIVE_INFINITY,
+        Number.NaN,
+      ),
+      fc.integer({ min: 1_000, max: 2 ** 40 }),
+    );
+    const keys = fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 });
+    await fc.assert(
+      fc.asyncProperty(keys, fc.jsonValue(), ttls, async (key, value, ttl) => {
+        await cache.set(key, value, ttl);
+        // JSON turns -0 into 0: compare as JSON would, which is what Keyv stores.
+        expect(await cache.get(key)).toEqual(JSON.parse(JSON.stringify(value)));
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it("keeps keys that differ only by trailing spaces apart", async () => {
