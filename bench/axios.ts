@@ -27,8 +27,11 @@ export interface AxiosRow {
   readonly rounds: number;
 }
 
-/** A local HTTP server answering `/<bytes>` with a cacheable JSON body of that size. */
-async function startServer(): Promise<{ server: Server; base: string }> {
+/**
+ * A local HTTP server answering `/<bytes>` with a cacheable JSON body of that size. Also the
+ * origin of the requests-cache peer (bench/peers.ts), so both cache the same response.
+ */
+export async function startServer(): Promise<{ server: Server; base: string }> {
   const bodies = new Map<number, string>();
   const server = createServer((request, response) => {
     const bytes = Number.parseInt((request.url ?? "/").slice(1), 10) || 1024;

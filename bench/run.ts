@@ -2,9 +2,10 @@
  * `npm run bench [-- --quick] [-- --backends=memory,sqlite,redis,postgres,mysql]`
  *
  * Measures what signing costs: HMAC strategies and digests, signed against unsigned Keyv on every
- * reachable backend, and end-to-end cache hits when the axios plugin is present. Prints tables,
- * writes bench/results.json and bench/results.svg (`results.quick.*` for --quick). Asserts
- * nothing about speed.
+ * reachable backend, end-to-end cache hits when the axios plugin is present, and the same hits with
+ * Python's requests-cache, unsigned and itsdangerous-signed, when /usr/bin/python3 has it (see
+ * peers.ts). Prints tables, writes bench/results.json and bench/results.svg (`results.quick.*`
+ * for --quick). Asserts nothing about speed.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -18,26 +19,9 @@ import { type AxiosRow, benchAxios } from "./axios.ts";
 import { renderChart } from "./chart.ts";
 import { ADOPTED, benchDigests, benchHmac, FLOOR, type HmacRow } from "./hmac.ts";
 import { SIZES, sizeLabel } from "./payload.ts";
+import { benchRequestsCache, type PeerOutcome } from "./peers.ts";
 import { BACKENDS, benchBackend, reachable, SERVERS, type StoreRow } from "./stores.ts";
 import type { TimingPlan } from "./timing.ts";
-
-/**
- * Cache-hit latency of Python's requests-cache with itsdangerous-signed entries over SQLite, µs,
- * by body size, and of axios-cache-interceptor over an unsigned Keyv SQLite store on the same
- * machine at the same time: published reference figures, not measured by this bench (Python's
- * requests-cache is not installed here). Machines differ in speed, so the comparison is made on
- * ratios: each signed hit against the unsigned axios hit measured beside it.
- */
-const REQUESTS_CACHE_SIGNED_HIT_US: Record<number, number> = {
-  1024: 196,
-  [64 * 1024]: 233,
-  [1024 * 1024]: 1000,
-};
-const REFERENCE_UNSIGNED_HIT_US: Record<number, number> = {
-  1024: 47,
-  [64 * 1024]: 69,
-  [1024 * 1024]: 840,
-};
 
 /** Backends the goal (added ≤ 1.3 × floor) is set for. */
 const GOAL_BACKENDS = new Set(["sqlite", "redis"]);
@@ -131,7 +115,15 @@ for (const backend of axiosBackends) {
   }
 }
 for (const suffix of ["", "-journal", "-wal", "-shm"]) rmSync(axiosFile + suffix, { force: true });
-printAxios(axiosRows);
+
+// 5. The same SQLite cache hits with Python's requests-cache, unsigned and signed, in this run.
+const peer: PeerOutcome =
+  only && !only.includes("sqlite")
+    ? { measured: false, skipped: "sqlite is not among --backends" }
+    : await benchRequestsCache(SIZES, PLAN, log);
+if (!peer.measured) console.log(pc.yellow(`skipped requests-cache: ${peer.skipped}`));
+printAxios(axiosRows, peer);
+printPeers(axiosRows, peer);
 
 const results = {
   mode: quick ? "quick" : "full",
@@ -154,7 +146,11 @@ const results = {
     efficiencyVsMacAlone: row.floorCpu / row.addedCpu,
   })),
   axios: axiosRows.map((row) => ({ ...row, ratio: row.signed / row.unsigned })),
-  axiosReference: { signed: REQUESTS_CACHE_SIGNED_HIT_US, unsigned: REFERENCE_UNSIGNED_HIT_US },
+  peers: {
+    requestsCache: peer.measured
+      ? { ...peer, rows: peer.rows.map((row) => ({ ...row, ratio: row.signed / row.unsigned })) }
+      : peer,
+  },
   skipped,
 };
 // A quick run is a smoke test: it must not overwrite the full run's published figures.
@@ -282,21 +278,22 @@ function percent(floor: number, added: number): string {
   return `${Math.round((floor / added) * 100)} %`;
 }
 
-function printAxios(rows: readonly AxiosRow[]): void {
+function printAxios(rows: readonly AxiosRow[], peer: PeerOutcome): void {
   if (rows.length === 0) return;
   console.log(
     pc.bold(
       `\naxios cache hit, µs per request (median of up to ${PLAN.rounds} interleaved rounds)`,
     ),
   );
+  const peerRatio = (bytes: number) => {
+    const row = peer.measured ? peer.rows.find((r) => r.bytes === bytes) : undefined;
+    return row === undefined ? undefined : row.signed / row.unsigned;
+  };
   const table = rows.map((row) => {
-    const signedRef = row.body === "text" ? REQUESTS_CACHE_SIGNED_HIT_US[row.bytes] : undefined;
-    const unsignedRef = REFERENCE_UNSIGNED_HIT_US[row.bytes];
-    const reference =
-      signedRef === undefined || unsignedRef === undefined ? undefined : signedRef / unsignedRef;
+    const reference = row.body === "text" ? peerRatio(row.bytes) : undefined;
     const ratio = row.signed / row.unsigned;
     const ahead = reference !== undefined && ratio < reference;
-    return [
+    const cells = [
       row.backend,
       row.body,
       sizeLabel(row.bytes),
@@ -305,6 +302,10 @@ function printAxios(rows: readonly AxiosRow[]): void {
       `${us(row.added)} ±${us(row.addedSpread)}`,
       us(row.addedCpu),
       ratio.toFixed(2),
+    ];
+    if (!peer.measured) return cells;
+    return [
+      ...cells,
       reference === undefined ? "–" : reference.toFixed(2),
       reference === undefined
         ? "–"
@@ -315,26 +316,75 @@ function printAxios(rows: readonly AxiosRow[]): void {
           : pc.dim(ahead ? "(yes)" : "(no)"),
     ];
   });
+  const header = [
+    "store",
+    "body",
+    "size",
+    "axios-cache-interceptor",
+    "signed setupCache",
+    "added wall ±noise",
+    "added CPU",
+    "ratio",
+  ];
+  printTable(peer.measured ? [...header, "requests-cache ratio*", "ahead?"] : header, table);
+  console.log(
+    pc.dim(
+      peer.measured
+        ? "* requests-cache signed ÷ unsigned hit over SQLite (text body), measured in this run: see the\n" +
+            "  table below. ahead? = our ratio (signed ÷ unsigned) is below it; in parentheses off SQLite."
+        : "requests-cache was not measured in this run, so no ratio is compared (see above).",
+    ),
+  );
+}
+
+/**
+ * Side by side on SQLite with a text body: each library's unsigned and signed hit, and what
+ * signing costs within each library. Both were measured in this run on this machine; the two
+ * languages' absolute times compare runtimes as much as caches, the ratios compare signing.
+ */
+function printPeers(rows: readonly AxiosRow[], peer: PeerOutcome): void {
+  if (!peer.measured) return;
+  const v = peer.versions;
+  console.log(
+    pc.bold(
+      `\nSigned vs unsigned cache hit on SQLite, text body, µs per request: axios against Python ${v.python} requests-cache ${v.requestsCache} (itsdangerous ${v.itsdangerous})`,
+    ),
+  );
+  const table = peer.rows.map((pyRow) => {
+    const ours = rows.find(
+      (row) => row.backend === "sqlite" && row.body === "text" && row.bytes === pyRow.bytes,
+    );
+    return [
+      sizeLabel(pyRow.bytes),
+      ours ? us(ours.unsigned) : "–",
+      ours ? us(ours.signed) : "–",
+      us(pyRow.unsigned),
+      us(pyRow.signed),
+      ours ? (ours.signed / ours.unsigned).toFixed(2) : "–",
+      (pyRow.signed / pyRow.unsigned).toFixed(2),
+    ];
+  });
   printTable(
     [
-      "store",
-      "body",
       "size",
       "axios-cache-interceptor",
       "signed setupCache",
-      "added wall ±noise",
-      "added CPU",
-      "ratio",
-      "requests-cache ratio*",
-      "ahead?",
+      "requests-cache",
+      "requests-cache signed",
+      "axios ratio",
+      "requests-cache ratio",
     ],
     table,
+    1,
   );
   console.log(
     pc.dim(
-      "* requests-cache + itsdangerous signing over SQLite ÷ axios-cache-interceptor over unsigned\n" +
-        "  SQLite (196/47, 233/69, 1000/840 µs): published figures from one machine, not run here.\n" +
-        "  ahead? = our ratio (signed ÷ unsigned, this run) is below it. Compared on text bodies.",
+      `Medians of up to ${PLAN.rounds} interleaved rounds, both libraries in this run against one origin (this process).\n` +
+        "Unsigned: axios-cache-interceptor over an unsigned Keyv SQLite store; requests-cache with its default pickle\n" +
+        `serializer. Signed: setupCache (HMAC-${DEFAULT_MAC_ALGORITHM.toUpperCase()} envelope); requests-cache with serializer=\n` +
+        "safe_pickle_serializer(secret_key) (itsdangerous, HMAC-SHA1), checked before timing: another key and an\n" +
+        `altered entry raise BadSignature (a bare secret_key= ${peer.checks.secretKeyKwargSigns ? "signs too" : "signs nothing in this version: checked"}).\n` +
+        "axios ratio = signed setupCache ÷ axios-cache-interceptor; requests-cache ratio = signed ÷ unsigned.",
     ),
   );
 }
