@@ -13,6 +13,7 @@
  * as UTF-16 code units, so lone surrogates stay distinct.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { Axios, type AxiosRequestConfig } from "axios";
 import {
   buildKeyGenerator,
   type CachedResponseMeta,
@@ -20,7 +21,6 @@ import {
   type KeyGenerator,
 } from "axios-cache-interceptor";
 
-const SLASHES = /^\/|\/$/g;
 /** A request with more values than this is not keyed by content: see {@link requestKey}. */
 const MAX_VALUES = 1_000_000;
 /** Pending text is hashed once it grows past this many UTF-16 code units. */
@@ -32,9 +32,13 @@ let lastIdentity = 0;
 
 /**
  * An axios-cache-interceptor `generateKey` that gives two requests one key only when they are
- * the same request: the SHA-256 (base64url) of a canonical encoding of the fields the default
- * generator uses — method, baseURL and url (normalised as the default does), params, data, and
- * the Vary header values the interceptor passes. A request's own `id` still wins.
+ * the same request: the SHA-256 (base64url) of a canonical encoding of the method, the URL axios
+ * will request (built by axios, so an absolute `url`, trailing slashes and `paramsSerializer`
+ * count), params, data, `auth`, `responseType`, and the Vary header values the interceptor
+ * passes. A request's own `id` still wins.
+ *
+ * Headers that something below the interceptors adds (an HTTP agent, a cookie jar) are not seen:
+ * give such requests an `id` or a `generateKey` that covers them.
  *
  * `setupCache` from `signed-cache/axios` uses it unless given a `generateKey`; with
  * axios-cache-interceptor's own `setupCache` and `signedStorage`, pass `generateKey: requestKey`.
@@ -60,9 +64,13 @@ export const requestKey: KeyGenerator = buildKeyGenerator(
       const encoder = new Encoder();
       encoder.value([
         requestMethod(request.method),
-        requestUrl(request.baseURL, request.url),
+        requestUrl(request),
         request.params,
         request.data,
+        // Credentials axios turns into an Authorization header below the interceptors, where
+        // the Vary check cannot see them; and the representation asked for (text, bytes…).
+        request.auth,
+        request.responseType,
         definedFields(meta),
       ]);
       return encoder.digest();
@@ -78,11 +86,21 @@ function requestMethod(method: unknown): unknown {
   return typeof method === "string" ? method.toLowerCase() : method;
 }
 
-/** baseURL and url joined as the default generator joins them. */
-function requestUrl(baseURL: string | undefined, url: string | undefined): string {
-  const base = baseURL === undefined ? "" : baseURL.replace(SLASHES, "");
-  const path = url === undefined ? "" : url.replace(SLASHES, "");
-  return base + (base && path ? "/" : "") + path;
+/**
+ * The URL axios will request, built by axios itself: an absolute `url` overrides `baseURL`
+ * (unless `allowAbsoluteUrls` is off), slashes are kept as given, and params are serialized with
+ * the request's own `paramsSerializer`. Joining the parts by hand would give `/x/` and `/x`, or a
+ * path that embeds another origin and that origin's URL, one key.
+ */
+function requestUrl(request: CacheRequestConfig): unknown {
+  try {
+    // getUri merges `this.defaults` into the config; the config has its instance's defaults.
+    return Axios.prototype.getUri.call({ defaults: {} }, request as AxiosRequestConfig);
+  } catch {
+    // A config axios cannot build a URL from (no url at all) cannot be sent either. Keyed as a
+    // pair, which the encoding never confuses with a URL string.
+    return [request.baseURL, request.url];
+  }
 }
 
 /** `{ vary: undefined }` and no meta both mean "no Vary": they key alike. */

@@ -35,6 +35,11 @@ async function startOrigin(port = 0): Promise<Origin> {
     const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
     hits.set(path, (hits.get(path) ?? 0) + 1);
     const headers = { "content-type": "application/json", "cache-control": "max-age=60" };
+    if (path.startsWith("/echo")) {
+      res.writeHead(200, { ...headers, vary: "Authorization" });
+      res.end(JSON.stringify({ url: req.url, auth: req.headers.authorization ?? null }));
+      return;
+    }
     if (path === "/lang") {
       res.writeHead(200, { ...headers, vary: "Accept-Language" });
       res.end(JSON.stringify({ lang: req.headers["accept-language"] ?? null }));
@@ -94,9 +99,10 @@ describe("requestKey", () => {
     const request = { baseURL: "https://api.example/", url: "/users", params: { page: 2 } };
     expect(key(request)).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(key(request)).toBe(key(structuredClone(request)));
-    // Normalised as the default generator does: slashes, method case, absent method and meta.
-    const same = { baseURL: "https://api.example", url: "users/", params: { page: 2 } };
+    // Method case, an absent method and absent meta key alike; the URL is the one axios sends.
+    const same = { baseURL: "https://api.example/", url: "/users", params: { page: 2 } };
     expect(key({ ...same, method: "GET" }, { vary: undefined })).toBe(key(request));
+    expect(key({ ...same, url: "/users/" })).not.toBe(key(request));
   });
 
   it("gives distinct requests distinct keys, whatever the types", () => {
@@ -247,7 +253,7 @@ describe("requestKey", () => {
     );
   });
 
-  it("property: the order of object keys does not matter", () => {
+  it("property: the order of a body's object keys does not matter", () => {
     const reversed = (value: unknown): unknown => {
       if (Array.isArray(value)) return value.map(reversed);
       if (typeof value !== "object" || value === null) return value;
@@ -259,11 +265,9 @@ describe("requestKey", () => {
       return copy;
     };
     fc.assert(
-      fc.property(fc.jsonValue(), fc.dictionary(fc.string(), fc.jsonValue()), (data, params) => {
-        const request = { url: "/a", params, data };
-        expect(key({ url: "/a", params: reversed(params), data: reversed(data) })).toBe(
-          key(request),
-        );
+      // Params are part of the URL axios sends, in the order it serializes them.
+      fc.property(fc.jsonValue(), (data) => {
+        expect(key({ url: "/a", data: reversed(data) })).toBe(key({ url: "/a", data }));
       }),
     );
   });
@@ -316,5 +320,57 @@ describe("requestKey in setupCache", () => {
     expect(responses.map((response) => response.cached)).toEqual([false, false, true, true]);
     expect(new Set(responses.map((response) => response.id)).size).toBe(2);
     expect(origin.hits.get("/lang")).toBe(2);
+  });
+});
+
+describe("requestKey: the request axios actually sends", () => {
+  const cached = () =>
+    setupCache(Axios.create({ baseURL: origin.url }), SECRET, { store: new Map() });
+
+  it("keeps users apart when credentials come from axios's auth option", async () => {
+    const axios = cached();
+    const alice = await axios.get("/echo/me", { auth: { username: "alice", password: "a" } });
+    const bob = await axios.get("/echo/me", { auth: { username: "bob", password: "b" } });
+    expect(bob.cached).toBe(false);
+    expect(alice.data.auth).not.toBe(bob.data.auth);
+    expect(bob.data.auth).toBe(`Basic ${Buffer.from("bob:b").toString("base64")}`);
+  });
+
+  it("never gives a path that embeds another origin that origin's entry", async () => {
+    const axios = cached();
+    const other = `${colliding.url}/users/x`;
+    const embedded = await axios.get(`/${other}`);
+    const absolute = await axios.get(other);
+    expect(absolute.cached).toBe(false);
+    expect(absolute.data).toEqual({ id: "x" });
+    expect(embedded.id).not.toBe(absolute.id);
+  });
+
+  it("keeps URLs that differ by a trailing slash apart", async () => {
+    const axios = cached();
+    await axios.get("/echo/files/x/");
+    const bare = await axios.get("/echo/files/x");
+    expect(bare.cached).toBe(false);
+    expect(bare.data.url).toBe("/echo/files/x");
+  });
+
+  it("keeps representations apart: bytes are never served for JSON", async () => {
+    const axios = cached();
+    await axios.get("/users/r", { responseType: "arraybuffer" });
+    const json = await axios.get("/users/r");
+    expect(json.cached).toBe(false);
+    expect(json.data).toEqual({ id: "r" });
+  });
+
+  it("keys the URL a custom paramsSerializer makes", async () => {
+    const axios = cached();
+    const params = { q: "a b" };
+    await axios.get("/echo/search", { params });
+    const custom = await axios.get("/echo/search", {
+      params,
+      paramsSerializer: { serialize: () => "q=something-else" },
+    });
+    expect(custom.cached).toBe(false);
+    expect(custom.data.url).toBe("/echo/search?q=something-else");
   });
 });
