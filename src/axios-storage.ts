@@ -10,6 +10,7 @@ import { DEFAULT_STORE_TIMEOUT, readConfig } from "./config.js";
 import { BadData, ConfigError, EntryTooLarge, StoreError } from "./errors.js";
 import { Keyring, type Secret } from "./keyring.js";
 import { LocalWrites, REMOVED } from "./local-writes.js";
+import { ReplayBounds } from "./replay-bounds.js";
 import { SignedStore, type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
 
 type StoredValue = Parameters<AxiosStorage["set"]>[1];
@@ -111,6 +112,7 @@ export function signedStorage(
     throw new ConfigError("maxStale must be a whole, non-negative number of milliseconds");
   }
   const local = new LocalWrites<StoredValue>();
+  const bounds = new ReplayBounds();
   const reported = new WeakSet<object>();
 
   const report = (error: unknown, operation: string): StoreError => {
@@ -184,7 +186,13 @@ export function signedStorage(
       if (pending !== undefined) return pending;
       let value: unknown;
       try {
-        value = await keyv.get(key);
+        // Raw: the entry's expiry comes with it, signed like the rest of the stored text.
+        const raw = (await keyv.get(key, { raw: true })) as
+          | { value?: unknown; expires?: number | null }
+          | undefined;
+        value = raw?.value;
+        if (raw === undefined) bounds.forget(key);
+        else bounds.remember(key, typeof raw.expires === "number" ? raw.expires : null);
       } catch (error) {
         if (error instanceof BadData && strict) throw error;
         const storeError = report(error, "get");
@@ -196,9 +204,17 @@ export function signedStorage(
       return isStorageValue(value) ? value : undefined;
     },
     async set(key, value, request) {
-      const ttl = entryTtl(value, request, maxStale);
+      let ttl = entryTtl(value, request, maxStale);
+      // Only a `cached` entry holds what the origin just sent (or confirmed with a 304). Any
+      // other state carrying a response re-writes one already stored: it keeps that one's end.
+      if (value.state !== "cached" && "data" in value && value.data !== undefined) {
+        const inherited = bounds.inherit(key, ttl);
+        // A loading marker needs no longer than its request; anything else lives what it replaces.
+        ttl = value.state === "loading" ? Math.min(ttl, inherited) : inherited;
+      }
+      if (ttl > 0) bounds.remember(key, Number.isFinite(ttl) ? Date.now() + ttl : null);
       // Already past its life: what buildStorage would delete on the next read is not written.
-      if (ttl !== undefined && ttl <= 0) {
+      if (ttl <= 0) {
         await write(key, REMOVED, () => keyv.delete(key), "delete");
         return;
       }
@@ -353,13 +369,21 @@ function entryTtl(
   maxStale: number,
 ): number {
   if (value.state === "loading") return loadingTtl(request);
-  const freshUntil = value.createdAt + (value.ttl ?? 0);
-  const staleTtl = value.state === "cached" ? (value.staleTtl ?? 0) : 0;
+  // A freshness that is not a number (a malformed Age or max-age header, a ttl function that
+  // returns NaN) counts as none: the entry still ends `maxStale` after it was made.
+  const freshUntil = value.createdAt + orZero(value.ttl);
+  const staleTtl = value.state === "cached" ? Math.max(orZero(value.staleTtl), 0) : 0;
   const usableStale =
     canRevalidate(value) || value.state !== "cached" || staleIfErrorOn(request)
       ? maxStale
-      : Math.min(Math.max(staleTtl, 0), maxStale);
-  return freshUntil + usableStale - Date.now();
+      : Math.min(staleTtl, maxStale);
+  const ttl = freshUntil + usableStale - Date.now();
+  return Number.isNaN(ttl) ? 0 : ttl;
+}
+
+/** `value`, or 0 when it is missing or not a number; `Infinity` (never stale) is kept. */
+function orZero(value: number | undefined): number {
+  return value === undefined || Number.isNaN(value) ? 0 : value;
 }
 
 /** Whether a request may serve a stale entry when the origin fails (axios-cache-interceptor's default: yes). */

@@ -270,6 +270,15 @@ describe("setupCache: integrity at the edges", () => {
           "cache-control": "max-age=1",
         });
         response.end(JSON.stringify({ version }));
+      } else if (url.startsWith("/nan-age")) {
+        response.writeHead(200, { "cache-control": "max-age=1", age: "abc" });
+        response.end(`nan ${version}`);
+      } else if (url.startsWith("/swr")) {
+        response.writeHead(200, {
+          "cache-control": "max-age=1, stale-while-revalidate=31536000",
+          etag: `"${version}"`,
+        });
+        response.end(`swr ${version}`);
       } else if (url.startsWith("/forever")) {
         response.writeHead(200, { "cache-control": "max-age=9007199254740" });
         response.end(`forever ${url}`);
@@ -351,6 +360,70 @@ describe("setupCache: integrity at the edges", () => {
     expect((await axios.get("/plain/old", { id: "old" })).cached).toBe(true);
     expect(String(map.get("keyv:old"))).toMatch(/^sc2\./);
     expect(onInvalid).not.toHaveBeenCalled();
+  });
+
+  it("keeps the replay bound when staleIfError serves an entry again and again", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
+    const map = new Map<string, unknown>();
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: map,
+      maxStale: 2_000,
+    });
+    await axios.get("/etag/chain", { id: "chain" });
+    const v1 = map.get("keyv:chain");
+    version = "v2";
+    vi.setSystemTime(1_800_000_001_500);
+    await axios.get("/etag/chain", { id: "chain" });
+    map.set("keyv:chain", v1);
+    failing = true;
+    // v1 was made at 0 with max-age=1 and maxStale 2 s: it may be served until 3 s, no later,
+    // however often serving it rewrites the entry.
+    for (const at of [1_600, 2_100, 2_600, 2_900]) {
+      vi.setSystemTime(1_800_000_000_000 + at);
+      const served = await axios
+        .get("/etag/chain", { id: "chain" })
+        .catch((e) => `failed at ${at}: ${e.message}`);
+      expect(typeof served === "string" ? served : served.data).toEqual({ version: "v1" });
+      expect(inspectEnvelope(map.get("keyv:chain")).expiresAt).toBeLessThanOrEqual(
+        1_800_000_003_000,
+      );
+    }
+    vi.setSystemTime(1_800_000_003_001);
+    await expect(axios.get("/etag/chain", { id: "chain" })).rejects.toMatchObject({
+      response: { status: 503 },
+    });
+  });
+
+  it("never lets an entry turning stale outlive freshness plus maxStale", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
+    const map = new Map<string, unknown>();
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: map,
+      maxStale: 60_000,
+    });
+    await axios.get("/swr", { id: "swr" });
+    const bound = 1_800_000_000_000 + 1_000 + 60_000;
+    expect(inspectEnvelope(map.get("keyv:swr")).expiresAt).toBe(bound);
+    vi.setSystemTime(1_800_000_005_000);
+    // Reading it now rewrites it as stale (stale-while-revalidate of a year), then revalidates.
+    await axios.storage.get("swr");
+    expect(inspectEnvelope(map.get("keyv:swr")).expiresAt).toBeLessThanOrEqual(bound);
+  });
+
+  it("counts a freshness that is not a number as none: the entry still expires", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
+    const map = new Map<string, unknown>();
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: map,
+      maxStale: 1_000,
+    });
+    await axios.get("/nan-age", { id: "nan" });
+    expect(inspectEnvelope(map.get("keyv:nan")).expiresAt).toBe(1_800_000_001_000);
+    version = "v2";
+    vi.setSystemTime(1_800_000_001_001);
+    const later = await axios.get("/nan-age", { id: "nan" });
+    expect(later.cached).toBe(false);
+    expect(later.data).toBe("nan v2");
   });
 
   it("never serves a plain Keyv value as an HTTP entry (domain separation)", async () => {
