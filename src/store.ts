@@ -520,9 +520,35 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     }
     // Adapters select a namespace with LIKE or a glob, which can match other namespaces.
     const prefix = namespace === undefined ? "" : `${namespace}:`;
-    for await (const [key, raw] of adapter.iterator(namespace)) {
-      const name = String(key);
-      if (name.startsWith(prefix)) yield [name, raw];
+    // Some adapters (@keyv/postgres) end a walk the store broke off as if it were complete, and
+    // only emit an "error": a fault heard during the walk fails it, so that a partial listing is
+    // never taken for the whole namespace (by clear(), an audit, or `signed-cache verify`).
+    let fault: unknown;
+    const onFault = (error: unknown) => {
+      fault ??= error;
+    };
+    const events = adapter as unknown as {
+      on?: (event: string, listener: (error: unknown) => void) => unknown;
+      off?: (event: string, listener: (error: unknown) => void) => unknown;
+    };
+    events.on?.("error", onFault);
+    try {
+      for await (const [key, raw] of adapter.iterator(namespace)) {
+        if (fault !== undefined) break;
+        const name = String(key);
+        if (name.startsWith(prefix)) yield [name, raw];
+      }
+    } catch (error) {
+      if (error instanceof SignedCacheError) throw error;
+      fault ??= error;
+    } finally {
+      events.off?.("error", onFault);
+    }
+    if (fault !== undefined) {
+      const reason = fault instanceof Error ? fault.message : String(fault);
+      throw new StoreError(`store walk failed before it was complete: ${reason}`, {
+        cause: fault,
+      });
     }
   }
 

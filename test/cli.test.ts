@@ -140,3 +140,14 @@ describe("signed-cache CLI", () => {
     expect(result.stderr).toMatch(/redis:\/\//);
   });
 });
+
+describe("a store the walk cannot finish", () => {
+  it("verify exits 2 with a StoreError, never reports an empty store as clean", async () => {
+    const { code, stdout, stderr } = await cli(["verify", "--json"], {
+      SIGNED_CACHE_URL: "postgres://postgres@127.0.0.1:1/test",
+    });
+    expect(code).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toMatch(/StoreError: store walk failed before it was complete/);
+  });
+});

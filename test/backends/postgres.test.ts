@@ -5,6 +5,7 @@ import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
 import { ENVELOPE_PREFIX } from "../../src/envelope.ts";
+import { StoreError } from "../../src/errors.ts";
 import { KEY_LIMITS } from "../../src/key-limits.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
@@ -124,6 +125,29 @@ describeBackend(postgres, "PostgreSQL", () => {
       await first.disconnect();
       expect(await second.get("k")).toBe(2);
       await second.disconnect();
+    });
+
+    it("a walk the server breaks off fails: clear() and iterator() reject, never look complete", async () => {
+      for (const url of [
+        `postgres://postgres@127.0.0.1:${await closedPort()}/test?table=${TABLE}`,
+        `${postgres.url.replace(/\/test(\?|$)/, "/sc_no_such_database$1")}`,
+      ]) {
+        // Keyv reports store faults of a lax Keyv as events; strict ones reject.
+        const heard: unknown[] = [];
+        const lax = createKeyv({ url, secret: SECRET, onError: (error) => heard.push(error) });
+        await lax.clear();
+        expect(heard.some((error) => error instanceof StoreError)).toBe(true);
+        await lax.disconnect().catch(() => {});
+        const cache = createKeyv({ url, secret: SECRET, strict: true });
+        await expect(cache.clear()).rejects.toThrow(/walk failed before it was complete/);
+        const walk = async () => {
+          for await (const _ of cache.iterator?.(undefined) ?? []) {
+            // Nothing is listed: the walk must reject rather than end.
+          }
+        };
+        await expect(walk()).rejects.toBeInstanceOf(StoreError);
+        await cache.disconnect().catch(() => {});
+      }
     });
 
     it("a server that refuses connections is a miss (strict: StoreError), never a hang", async () => {
