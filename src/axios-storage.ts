@@ -6,7 +6,7 @@ import {
 } from "axios-cache-interceptor";
 import Keyv from "keyv";
 import { useEntryFormat } from "./axios-entry.js";
-import { DEFAULT_STORE_TIMEOUT, readConfig } from "./config.js";
+import { DEFAULT_STORE_TIMEOUT, readMaxStale } from "./config.js";
 import { BadData, ConfigError, EntryTooLarge, StoreError } from "./errors.js";
 import { Keyring, type Secret } from "./keyring.js";
 import { LocalWrites, REMOVED } from "./local-writes.js";
@@ -107,7 +107,7 @@ export function signedStorage(
 ): SignedAxiosStorage {
   const keyv = signedKeyv(keyvOrStore, secret, options);
   const strict = keyv.store instanceof SignedStore && keyv.store.strict;
-  const maxStale = options.maxStale ?? readConfig().maxStale;
+  const maxStale = options.maxStale ?? readMaxStale();
   if (!Number.isSafeInteger(maxStale) || maxStale < 0) {
     throw new ConfigError("maxStale must be a whole, non-negative number of milliseconds");
   }
@@ -170,13 +170,17 @@ export function signedStorage(
       local.succeeded(key, token);
       return;
     }
+    // An entry too large to cache is a response not cached, not a store that failed: it is not
+    // kept in this process either (the store removed any older entry under its key).
+    if (failure instanceof EntryTooLarge) {
+      local.succeeded(key, token);
+      report(failure, operation);
+      return;
+    }
     const loading = value !== REMOVED && value.state === "loading";
     local.failed(key, token, loading ? loadingTtl(undefined) : FAILED_WRITE_GRACE_MS);
     const storeError = report(failure, operation);
-    // An entry too large to cache is a response not cached, not a store that failed.
-    if (options.throwOnStoreError && !loading && !(failure instanceof EntryTooLarge)) {
-      throw storeError;
-    }
+    if (options.throwOnStoreError && !loading) throw storeError;
   };
 
   const storage = buildStorage({

@@ -108,11 +108,21 @@ export function readConfig(env: Env = process.env): SignedCacheConfig {
       integer(read(env, "SIGNED_CACHE_STORE_TIMEOUT"), 0, "milliseconds") ?? DEFAULT_STORE_TIMEOUT,
     algorithm: algorithm(read(env, "SIGNED_CACHE_ALGORITHM")) ?? DEFAULT_MAC_ALGORITHM,
     algorithms: algorithms(read(env, "SIGNED_CACHE_ALGORITHMS")),
-    maxStale: integer(read(env, "SIGNED_CACHE_MAX_STALE"), 0, "milliseconds") ?? DEFAULT_MAX_STALE,
+    maxStale: readMaxStale(env),
     maxEntryBytes:
       integer(read(env, "SIGNED_CACHE_MAX_ENTRY_BYTES"), MIN_MAX_ENTRY_BYTES, "bytes") ??
       DEFAULT_MAX_ENTRY_BYTES,
   };
+}
+
+/**
+ * `SIGNED_CACHE_MAX_STALE` alone, for storages that take everything else explicitly: an unrelated
+ * variable cannot break them.
+ *
+ * @throws {ConfigError} When it is not a whole, non-negative number of milliseconds.
+ */
+export function readMaxStale(env: Env = process.env): number {
+  return integer(read(env, "SIGNED_CACHE_MAX_STALE"), 0, "milliseconds") ?? DEFAULT_MAX_STALE;
 }
 
 /**

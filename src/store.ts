@@ -204,10 +204,27 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   /** What `console.log` and `util.inspect` show: never a secret, a derived key or a password. */
   [inspect.custom](): string {
-    const backend = this.#map ? "Map" : (this.#adapter?.constructor?.name ?? "adapter");
+    const { backend, url, namespace, purpose, kids } = this.toJSON();
+    const where = url === undefined ? "" : ` ${url}`;
+    return `SignedStore { backend: ${backend}${where}, namespace: ${inspect(namespace)}, purpose: ${inspect(purpose)}, kids: ${inspect(kids)} }`;
+  }
+
+  /** What JSON loggers see: the same description, password redacted. */
+  toJSON(): {
+    backend: string;
+    url: string | undefined;
+    namespace: string | undefined;
+    purpose: string;
+    kids: string[];
+  } {
     const url = this.#adapter?.opts?.url;
-    const where = typeof url === "string" && url !== "" ? ` ${redactUrl(url)}` : "";
-    return `SignedStore { backend: ${backend}${where}, namespace: ${inspect(this.#namespace)}, purpose: ${inspect(this.purpose)}, kids: ${inspect(this.kids)} }`;
+    return {
+      backend: this.#map ? "Map" : (this.#adapter?.constructor?.name ?? "adapter"),
+      url: typeof url === "string" && url !== "" ? redactUrl(url) : undefined,
+      namespace: this.#namespace,
+      purpose: this.purpose,
+      kids: this.kids,
+    };
   }
 
   /** The wrapped adapter's options (Keyv reads them), or a description of the Map. */

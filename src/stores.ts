@@ -160,8 +160,9 @@ function parseUrl(url: string): URL | undefined {
 }
 
 /**
- * Marks an adapter with its key limits, and gives it an inspect view of its URL (password
- * masked) and namespace: adapters keep the URL, and Redis clients the password, in their state.
+ * Marks an adapter with its key limits, and gives it an inspect and JSON view of its URL
+ * (password masked) and namespace: adapters keep the URL, and Redis clients the password, in
+ * their state.
  */
 function finish<T extends object>(adapter: T, name: string, url: string, limits: KeyLimits): T {
   const shown = redactUrl(url);
@@ -173,6 +174,17 @@ function finish<T extends object>(adapter: T, name: string, url: string, limits:
         const { namespace } = adapter as { namespace?: unknown };
         return `${name} ${inspect({ url: shown, namespace }, options)}`;
       },
+      enumerable: false,
+      configurable: true,
+      writable: true,
+    },
+    // JSON loggers (pino and others) serialize objects they are handed: the same view, no secret.
+    toJSON: {
+      value: () => ({
+        adapter: name,
+        url: shown,
+        namespace: (adapter as { namespace?: unknown }).namespace,
+      }),
       enumerable: false,
       configurable: true,
       writable: true,

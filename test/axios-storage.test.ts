@@ -481,9 +481,24 @@ describe("setupCache: integrity at the edges", () => {
     const before = calls;
     expect((await axios.get("/big")).data).toHaveLength(10_000);
     expect(errors[0]).toBeInstanceOf(EntryTooLarge);
-    // What the leader fetched stays visible to this process briefly, for requests waiting on it.
-    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 6_000 });
     expect((await axios.get("/big")).cached).toBe(false);
     expect(calls).toBe(before + 2);
+  });
+});
+
+describe("signedStorage and the environment", () => {
+  it("reads SIGNED_CACHE_MAX_STALE, and no unrelated variable can break an explicit setup", async () => {
+    vi.stubEnv("SIGNED_CACHE_TTL", "not a number");
+    vi.stubEnv("SIGNED_CACHE_MAX_STALE", "1000");
+    try {
+      vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
+      const map = new Map<string, unknown>();
+      const storage = signedStorage(map, SECRET, { namespace: NS });
+      await storage.set("k", cachedValue("body", { ttl: 500 }));
+      expect(inspectEnvelope(map.get(`${NS}:k`)).expiresAt).toBe(1_800_000_001_500);
+    } finally {
+      vi.unstubAllEnvs();
+      vi.useRealTimers();
+    }
   });
 });

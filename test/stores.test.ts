@@ -6,6 +6,7 @@ import { format, inspect } from "node:util";
 import fc from "fast-check";
 import Keyv, { type KeyvStoreAdapter } from "keyv";
 import { afterAll, describe, expect, it } from "vitest";
+import { createKeyv } from "../src/create-keyv.ts";
 import { ConfigError } from "../src/errors.ts";
 import { KEY_LIMITS, type KeyLimits } from "../src/key-limits.ts";
 import { signedStore } from "../src/store.ts";
@@ -146,6 +147,20 @@ describe("adapters from storeFromUrl", () => {
     expect(format("%o %O %s", adapter, adapter, adapter)).not.toContain(password);
     expect(inspect(adapter)).toBe(`KeyvRedis { url: '${shown}', namespace: 'api' }`);
     await adapter.disconnect?.();
+  });
+
+  it.each([
+    ["postgres", `postgres://app:${password}@127.0.0.1:1/test`],
+    ["mysql", `mysql://app:${password}@127.0.0.1:1/test`],
+    ["redis", `redis://app:${password}@127.0.0.1:1`],
+  ])("a %s:// adapter serializes to JSON without its password (JSON loggers)", async (_, url) => {
+    const adapter = storeFromUrl(url) as KeyvStoreAdapter;
+    const keyv = createKeyv({ store: adapter, secret: SECRET, onError: () => {} });
+    for (const shown of [JSON.stringify(adapter), JSON.stringify({ store: keyv.store })]) {
+      expect(shown).not.toContain(password);
+    }
+    expect(JSON.parse(JSON.stringify(adapter))).toMatchObject({ url: redactUrl(url) });
+    await keyv.disconnect().catch(() => {});
   });
 
   it("a sqlite:// adapter declares the keys it stores faithfully and inspects to its URL", async () => {
