@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import Axios from "axios";
 import type { CachedStorageValue, StorageValue } from "axios-cache-interceptor";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { setupCache } from "../src/axios.ts";
+import { type SetupCacheOptions, setupCache } from "../src/axios.ts";
 import { signedStorage } from "../src/axios-storage.ts";
 import { createKeyv } from "../src/create-keyv.ts";
 import { inspectEnvelope } from "../src/envelope.ts";
@@ -300,14 +300,16 @@ describe("setupCache: integrity at the edges", () => {
     version = "v1";
   });
 
-  it("gives every entry a signed expiry: freshness plus at most maxStale", async () => {
+  /** A signed cache over a fresh Map, with Date frozen at a fixed instant. */
+  function frozenCache(options: SetupCacheOptions) {
     vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
     const map = new Map<string, unknown>();
-    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
-      store: map,
-      ttl: 1_000,
-      maxStale: 5_000,
-    });
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, { store: map, ...options });
+    return { map, axios };
+  }
+
+  it("gives every entry a signed expiry: freshness plus at most maxStale", async () => {
+    const { map, axios } = frozenCache({ ttl: 1_000, maxStale: 5_000 });
     await axios.get("/etag/a", { id: "etag" });
     await axios.get("/plain", { id: "plain" });
     const etag = inspectEnvelope(map.get("keyv:etag"));
@@ -319,12 +321,7 @@ describe("setupCache: integrity at the edges", () => {
   });
 
   it("stops serving a replayed old response once maxStale has passed, even with staleIfError", async () => {
-    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
-    const map = new Map<string, unknown>();
-    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
-      store: map,
-      maxStale: 60_000,
-    });
+    const { map, axios } = frozenCache({ maxStale: 60_000 });
     await axios.get("/etag/r", { id: "r" });
     const v1 = map.get("keyv:r");
     version = "v2";
@@ -363,12 +360,7 @@ describe("setupCache: integrity at the edges", () => {
   });
 
   it("keeps the replay bound when staleIfError serves an entry again and again", async () => {
-    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
-    const map = new Map<string, unknown>();
-    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
-      store: map,
-      maxStale: 2_000,
-    });
+    const { map, axios } = frozenCache({ maxStale: 2_000 });
     await axios.get("/etag/chain", { id: "chain" });
     const v1 = map.get("keyv:chain");
     version = "v2";
@@ -395,12 +387,7 @@ describe("setupCache: integrity at the edges", () => {
   });
 
   it("never lets an entry turning stale outlive freshness plus maxStale", async () => {
-    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
-    const map = new Map<string, unknown>();
-    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
-      store: map,
-      maxStale: 60_000,
-    });
+    const { map, axios } = frozenCache({ maxStale: 60_000 });
     await axios.get("/swr", { id: "swr" });
     const bound = 1_800_000_000_000 + 1_000 + 60_000;
     expect(inspectEnvelope(map.get("keyv:swr")).expiresAt).toBe(bound);
@@ -411,12 +398,7 @@ describe("setupCache: integrity at the edges", () => {
   });
 
   it("counts a freshness that is not a number as none: the entry still expires", async () => {
-    vi.useFakeTimers({ toFake: ["Date"], now: 1_800_000_000_000 });
-    const map = new Map<string, unknown>();
-    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
-      store: map,
-      maxStale: 1_000,
-    });
+    const { map, axios } = frozenCache({ maxStale: 1_000 });
     await axios.get("/nan-age", { id: "nan" });
     expect(inspectEnvelope(map.get("keyv:nan")).expiresAt).toBe(1_800_000_001_000);
     version = "v2";

@@ -17,7 +17,7 @@ import {
   findBackend,
 } from "../support/backends.ts";
 import { keyvCompliance } from "../support/compliance.ts";
-import { keyOfBytes, type LimitedAdapter } from "../support/keys.ts";
+import { expectKeyRoundTrip, keyOfBytes, type LimitedAdapter } from "../support/keys.ts";
 import { SECRET } from "../support/secrets.ts";
 
 const postgres = await findBackend(
@@ -163,15 +163,7 @@ describeBackend(postgres, "PostgreSQL", () => {
       for (const fill of ["k", "\u{1F511}", "é "]) {
         const key = keyOfBytes(namespace, fill, maxBytes);
         expect(Buffer.byteLength(key)).toBe(maxBytes);
-        await adapter.set(key, fill);
-        expect(await adapter.get(key)).toBe(fill);
-        expect(await adapter.getMany?.([key])).toEqual([fill]);
-        const listed: string[] = [];
-        for await (const [listedKey] of adapter.iterator?.(namespace) ?? []) {
-          listed.push(String(listedKey));
-        }
-        expect(listed).toEqual([key]);
-        expect(await adapter.delete(key)).toBe(true);
+        await expectKeyRoundTrip(adapter, namespace, key);
       }
     }
 
