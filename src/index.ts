@@ -28,6 +28,7 @@ export {
 export { KEY_LIMITS, type KeyLimits } from "./key-limits.js";
 export { generateSecret, Keyring, KeyringEntry, MIN_SECRET_BYTES, type Secret } from "./keyring.js";
 export {
+  type AuditActions,
   type EntryAudit,
   SignedStore,
   type SignedStoreOptions,

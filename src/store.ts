@@ -13,6 +13,7 @@ import {
 import { DEFAULT_MAX_ENTRY_BYTES } from "./config.js";
 import {
   DEFAULT_PURPOSE,
+  inspectEnvelope,
   isOutdatedEnvelope,
   isPurpose,
   type OpenedEnvelope,
@@ -86,6 +87,14 @@ export interface SignedStoreOptions {
   storeTimeout?: number;
 }
 
+/** What {@link SignedStore.audit} may do to the entries it walks. */
+export interface AuditActions {
+  /** Re-sign entries that verified under a fallback secret with the current one. */
+  resign?: boolean;
+  /** `true`: delete invalid and expired entries; a function: delete those it returns true for. */
+  purge?: boolean | ((entry: EntryAudit) => boolean);
+}
+
 /** What {@link SignedStore.audit} found for one stored entry. */
 export interface EntryAudit {
   /** The key as stored, namespace prefix included. */
@@ -94,8 +103,13 @@ export interface EntryAudit {
   status: "valid" | "fallback" | "expired" | "invalid";
   /** Why an invalid entry failed: a {@link BadSignatureReason}, or `payload` for BadPayload. */
   reason?: BadSignatureReason | "payload";
-  /** Key id of the secret that signed a verified entry. */
+  /**
+   * Key id the entry names: of the secret that signed a verified entry, or, for an invalid
+   * entry whose header parses, the one it claims (unverified: whoever wrote it chose it).
+   */
   kid?: string;
+  /** The purpose the entry names (verified when its status is valid or fallback). */
+  purpose?: string;
   /** Length of the stored text in characters (0 for non-string values). */
   size: number;
   /** What the audit did to it, when asked to act. */
@@ -157,9 +171,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       this.#map = store;
     } else if (isAdapter(store)) {
       this.#adapter = store;
-      if (typeof store.on === "function") {
-        store.on("error", (error: unknown) => this.#emitError(error));
-      }
+      SignedStore.#join(store, this);
       this.#namespace = store.namespace;
     } else {
       throw new ConfigError("store must be a Keyv store adapter (get/set/delete/clear) or a Map");
@@ -251,8 +263,58 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     if (namespace !== undefined && (typeof namespace !== "string" || !namespace.isWellFormed())) {
       throw new ConfigError("namespace must be a well-formed string");
     }
+    const adapter = this.#adapter;
+    if (adapter) {
+      // An adapter holds one namespace field: two namespaces over one adapter would write each
+      // other's keys (and leave entries nobody can clear). Same namespace, several stores: fine.
+      for (const other of SignedStore.#sharing(adapter)) {
+        const theirs = other.#namespace;
+        if (
+          other !== this &&
+          theirs !== undefined &&
+          namespace !== undefined &&
+          theirs !== namespace
+        ) {
+          throw new ConfigError(
+            `this store adapter is already used under namespace ${JSON.stringify(theirs)}: give each namespace its own adapter`,
+          );
+        }
+      }
+      adapter.namespace = namespace;
+    }
     this.#namespace = namespace;
-    if (this.#adapter) this.#adapter.namespace = namespace;
+  }
+
+  /** The signed stores over each adapter, held weakly, and the one listener each adapter gets. */
+  static readonly #shares = new WeakMap<object, Set<WeakRef<SignedStore>>>();
+
+  /** Registers `store` as wrapping `adapter`: one "error" listener per adapter, not per wrap. */
+  static #join(adapter: KeyvStoreAdapter, store: SignedStore): void {
+    let refs = SignedStore.#shares.get(adapter);
+    if (refs === undefined) {
+      const fresh = new Set<WeakRef<SignedStore>>();
+      refs = fresh;
+      SignedStore.#shares.set(adapter, fresh);
+      if (typeof adapter.on === "function") {
+        adapter.on("error", (error: unknown) => {
+          for (const each of SignedStore.#sharing(adapter)) each.#emitError(error);
+        });
+      }
+    }
+    refs.add(new WeakRef(store));
+  }
+
+  /** The live signed stores over `adapter`; forgets collected ones. */
+  static #sharing(adapter: KeyvStoreAdapter): SignedStore[] {
+    const refs = SignedStore.#shares.get(adapter);
+    if (refs === undefined) return [];
+    const live: SignedStore[] = [];
+    for (const ref of refs) {
+      const store = ref.deref();
+      if (store === undefined) refs.delete(ref);
+      else live.push(store);
+    }
+    return live;
   }
 
   /** Whether reads throw on bad entries. */
@@ -399,17 +461,21 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
    * matches a glob: their own `clear()` would reach into other namespaces.
    */
   async clear(): Promise<void> {
-    await this.#call("clear", async () => {
-      const adapter = this.#adapter;
-      const namespace = this.#namespace;
-      if (adapter && (namespace === undefined || typeof adapter.iterator !== "function")) {
-        return adapter.clear();
-      }
-      if (!adapter && namespace === undefined) return this.#map?.clear();
-      const keys: string[] = [];
-      for await (const [key] of this.#entries(namespace)) keys.push(key);
-      await this.#deleteInBatches(keys);
-    });
+    const adapter = this.#adapter;
+    const namespace = this.#namespace;
+    if (adapter && (namespace === undefined || typeof adapter.iterator !== "function")) {
+      await this.#call("clear", () => adapter.clear());
+      return;
+    }
+    if (!adapter && namespace === undefined) {
+      this.#map?.clear();
+      return;
+    }
+    // Each page of the walk and each batch of deletes is bounded by storeTimeout, not the whole
+    // clear: a namespace of any size clears as long as the store keeps answering.
+    const keys: string[] = [];
+    for await (const [key] of this.#entries(namespace)) keys.push(key);
+    await this.#deleteInBatches(keys);
   }
 
   /** Deletes keys a batch at a time, so a huge namespace never makes one huge statement. */
@@ -417,9 +483,14 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     const adapter = this.#adapter;
     for (let start = 0; start < keys.length; start += CLEAR_BATCH) {
       const batch = keys.slice(start, start + CLEAR_BATCH);
-      if (!adapter) for (const key of batch) this.#map?.delete(key);
-      else if (adapter.deleteMany) await adapter.deleteMany(batch);
-      else await Promise.all(batch.map((key) => adapter.delete(key)));
+      if (!adapter) {
+        for (const key of batch) this.#map?.delete(key);
+        continue;
+      }
+      await this.#call("deleteMany", async () => {
+        if (adapter.deleteMany) await adapter.deleteMany(batch);
+        else await Promise.all(batch.map((key) => adapter.delete(key)));
+      });
     }
   }
 
@@ -454,22 +525,23 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
    * Walks every stored entry of a namespace and classifies it, for audits and maintenance
    * (`signed-cache verify`, `resign`, `purge`). Values are verified but never returned. Nothing
    * changes unless asked: `resign` rewrites fallback-signed entries under the current secret
-   * (keeping their expiry), `purge` deletes invalid and expired ones once the walk is over.
+   * (keeping their purpose, expiry and protection); `purge: true` deletes invalid and expired
+   * ones, a `purge` function the entries it returns true for, once the walk is over.
    * `onInvalid` is not called: the audit itself is the report.
    */
   async *audit(
     namespace: string | undefined = this.#namespace,
-    actions: { resign?: boolean; purge?: boolean } = {},
+    actions: AuditActions = {},
   ): AsyncGenerator<EntryAudit, void> {
     const doomed: string[] = [];
+    const { purge } = actions;
     try {
       for await (const [key, raw] of this.#entries(namespace)) {
         const { report, opened } = this.#classify(key, raw, namespace);
-        if (report.status === "invalid" || report.status === "expired") {
-          if (actions.purge) {
-            doomed.push(key);
-            report.action = "deleted";
-          }
+        const deadWood = report.status === "invalid" || report.status === "expired";
+        if (typeof purge === "function" ? purge(report) : purge === true && deadWood) {
+          doomed.push(key);
+          report.action = "deleted";
         } else if (opened && report.status === "fallback" && actions.resign) {
           await this.#resignEntry(key, opened, namespace);
           report.action = "resigned";
@@ -477,7 +549,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
         yield report;
       }
     } finally {
-      await this.#call("deleteMany", () => this.#deleteInBatches(doomed));
+      await this.#deleteInBatches(doomed);
     }
   }
 
@@ -494,11 +566,14 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       const opened = this.#open(key, raw, namespace, undefined);
       const expired = opened.expiresAt !== undefined && Date.now() > opened.expiresAt;
       const status = expired ? "expired" : opened.current ? "valid" : "fallback";
-      return { report: { key, status, kid: opened.kid, size }, opened };
+      return {
+        report: { key, status, kid: opened.kid, purpose: opened.purpose, size },
+        opened,
+      };
     } catch (error) {
       if (!(error instanceof BadData)) throw error;
       const reason = error instanceof BadSignature ? error.reason : "payload";
-      return { report: { key, status: "invalid", reason, size } };
+      return { report: { key, status: "invalid", reason, size, ...claimedHeader(raw) } };
     }
   }
 
@@ -549,17 +624,26 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       off?: (event: string, listener: (error: unknown) => void) => unknown;
     };
     events.on?.("error", onFault);
+    const walk = adapter.iterator(namespace)[Symbol.asyncIterator]();
+    let finished = false;
     try {
-      for await (const [key, raw] of adapter.iterator(namespace)) {
-        if (fault !== undefined) break;
-        const name = String(key);
-        if (name.startsWith(prefix)) yield [name, raw];
+      while (fault === undefined) {
+        // Each step (a page, for paging adapters) is bounded by storeTimeout on its own.
+        const step = await this.#call("walk", () => walk.next());
+        if (step.done) {
+          finished = true;
+          break;
+        }
+        const name = String(step.value[0]);
+        if (name.startsWith(prefix)) yield [name, step.value[1]];
       }
     } catch (error) {
       if (error instanceof SignedCacheError) throw error;
       fault ??= error;
     } finally {
       events.off?.("error", onFault);
+      // Stopped early (a fault, or the consumer broke off): let the adapter release its cursor.
+      if (!finished) await this.#call("walk", () => walk.return?.()).catch(() => {});
     }
     if (fault !== undefined) {
       const reason = fault instanceof Error ? fault.message : String(fault);
@@ -740,6 +824,16 @@ function isAdapter(store: unknown): store is KeyvStoreAdapter {
   return ["get", "set", "delete", "clear"].every(
     (method) => typeof candidate[method] === "function",
   );
+}
+
+/** The key id and purpose an entry's header names, when it parses; nothing is verified. */
+function claimedHeader(raw: unknown): { kid?: string; purpose?: string } {
+  try {
+    const { kid, purpose } = inspectEnvelope(raw);
+    return { kid, purpose };
+  } catch {
+    return {};
+  }
 }
 
 /** Checks every option once, filling in defaults. */

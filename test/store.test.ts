@@ -527,3 +527,88 @@ describe("integrity at the edges", () => {
     expect(inspectEnvelope(map.get("b"))).toMatchObject({ algorithm: "hs512", kid: current });
   });
 });
+
+describe("one adapter under several signed stores", () => {
+  function sharedAdapter() {
+    const map = new Map<string, unknown>();
+    return Object.assign(new EventEmitter(), {
+      opts: { url: "test://shared" },
+      namespace: undefined as string | undefined,
+      get: async (key: string) => map.get(key),
+      set: async (key: string, value: unknown) => void map.set(key, value),
+      delete: async (key: string) => map.delete(key),
+      clear: async () => map.clear(),
+    });
+  }
+
+  it("refuses a second namespace on the same adapter instead of mixing their keys", () => {
+    const shared = sharedAdapter();
+    const adapter = shared as unknown as KeyvStoreAdapter;
+    new Keyv({ store: signedStore(adapter, SECRET), namespace: "a" });
+    expect(() => new Keyv({ store: signedStore(adapter, SECRET), namespace: "b" })).toThrow(
+      ConfigError,
+    );
+    // The same namespace twice (an HTTP cache beside plain values, say) is fine.
+    const again = new Keyv({ store: signedStore(adapter, SECRET), namespace: "a" });
+    expect(again.namespace).toBe("a");
+    expect(shared.namespace).toBe("a");
+  });
+
+  it("adds one error listener to the adapter, however many stores wrap it", () => {
+    const shared = sharedAdapter();
+    const heard: unknown[] = [];
+    for (let i = 0; i < 50; i++) {
+      const store = signedStore(shared as unknown as KeyvStoreAdapter, SECRET);
+      if (i === 0) store.on("error", (error) => heard.push(error));
+    }
+    expect(shared.listenerCount("error")).toBe(1);
+    shared.emit("error", new Error("connection reset"));
+    expect(heard).toHaveLength(1);
+  });
+});
+
+describe("walks bounded per step, not per walk", () => {
+  /** An adapter whose iterator answers each entry after `delayMs`, or never past `stallAt`. */
+  function slowAdapter(delayMs: number, stallAt = Number.POSITIVE_INFINITY) {
+    const map = new Map<string, unknown>();
+    const adapter = {
+      opts: { url: "test://slow" },
+      namespace: undefined as string | undefined,
+      get: async (key: string) => map.get(key),
+      set: async (key: string, value: unknown) => void map.set(key, value),
+      delete: async (key: string) => map.delete(key),
+      deleteMany: async (keys: string[]) => keys.every((key) => map.delete(key)),
+      clear: async () => map.clear(),
+      async *iterator() {
+        let index = 0;
+        for (const entry of [...map]) {
+          if (index++ >= stallAt) await new Promise(() => {});
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+          yield entry;
+        }
+      },
+    };
+    return { map, adapter: adapter as unknown as KeyvStoreAdapter };
+  }
+
+  it("clears a namespace whose walk takes longer than storeTimeout in all", async () => {
+    const { map, adapter } = slowAdapter(10);
+    const keyv = new Keyv({
+      store: signedStore(adapter, SECRET, { storeTimeout: 150 }),
+      namespace: "n",
+    });
+    for (let i = 0; i < 40; i++) await keyv.set(`k${i}`, i);
+    const started = Date.now();
+    await keyv.clear();
+    expect(Date.now() - started).toBeGreaterThan(150);
+    expect(map.size).toBe(0);
+  });
+
+  it("fails a walk whose store stops answering within storeTimeout of the stalled step", async () => {
+    const { adapter } = slowAdapter(1, 5);
+    const store = signedStore(adapter, SECRET, { storeTimeout: 100, strict: true });
+    const keyv = new Keyv({ store, namespace: "n", throwOnErrors: true });
+    for (let i = 0; i < 10; i++) await keyv.set(`k${i}`, i);
+    await expect(keyv.clear()).rejects.toBeInstanceOf(StoreError);
+  });
+});
