@@ -149,7 +149,6 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   readonly #adapter: KeyvStoreAdapter | undefined;
   readonly #settings: Settings;
   readonly #limits: KeyLimits | undefined;
-  readonly #mapOpts = { dialect: "map", url: "memory://" };
   #safeOpts: Record<string, unknown> | undefined;
   #namespace: string | undefined;
 
@@ -241,17 +240,8 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   /** The wrapped adapter's options (Keyv reads them), or a description of the Map. */
   get opts(): Record<string, unknown> {
-    const opts = this.#adapter?.opts;
-    if (opts === undefined || opts === null) return this.#mapOpts;
-    // Keyv probes `opts.url.includes(...)` on any store with an iterator, and this one always
-    // has one: give adapters without a url an empty one rather than let Keyv's constructor throw.
-    // Keyv only probes the url, so what it sees is redacted: Keyv's own inspect shows these opts.
-    this.#safeOpts ??= {
-      ...opts,
-      url: typeof opts.url === "string" ? redactUrl(opts.url) : "",
-      ...(typeof opts.uri === "string" ? { uri: redactUrl(opts.uri) } : {}),
-    };
-    return this.#safeOpts as Record<string, unknown>;
+    this.#safeOpts ??= keyvFacingOpts(this.#adapter, this.#map !== undefined);
+    return this.#safeOpts;
   }
 
   /** The namespace Keyv set; it is bound into every MAC and forwarded to the wrapped adapter. */
@@ -824,6 +814,36 @@ function isAdapter(store: unknown): store is KeyvStoreAdapter {
   return ["get", "set", "delete", "clear"].every(
     (method) => typeof candidate[method] === "function",
   );
+}
+
+// Keyv 5 binds `keyv.iterator()` only for a store whose `opts.dialect` (or URL) is on its own
+// list. This decorator iterates any store it wraps that can list its keys (a Map, or an adapter
+// with `iterator()`), so it names a dialect from that list; Keyv 5 reads `dialect` for nothing
+// else, and Keyv 6 looks for `iterator()` itself.
+const KEYV5_ITERABLE = ["sqlite", "postgres", "mysql", "mongo", "redis", "valkey", "etcd"];
+
+/**
+ * The options Keyv sees: the wrapped adapter's, with its URL redacted (Keyv's own inspect shows
+ * them), a URL string even when the adapter has none (Keyv 5 probes `opts.url.includes`), and
+ * a dialect that lets Keyv 5 bind `iterator()` whenever the wrapped store can list its keys.
+ */
+function keyvFacingOpts(
+  adapter: KeyvStoreAdapter | undefined,
+  isMap: boolean,
+): Record<string, unknown> {
+  const opts = (adapter?.opts ?? {}) as Record<string, unknown>;
+  const url = typeof opts.url === "string" ? redactUrl(opts.url) : isMap ? "memory://" : "";
+  const dialect = typeof opts.dialect === "string" ? opts.dialect : isMap ? "map" : undefined;
+  const iterable = isMap || typeof adapter?.iterator === "function";
+  const known =
+    (dialect !== undefined && KEYV5_ITERABLE.includes(dialect)) ||
+    KEYV5_ITERABLE.some((name) => url.includes(name));
+  return {
+    ...opts,
+    url,
+    ...(typeof opts.uri === "string" ? { uri: redactUrl(opts.uri) } : {}),
+    ...(iterable && !known ? { dialect: "sqlite", wrappedDialect: dialect } : { dialect }),
+  };
 }
 
 /** The key id and purpose an entry's header names, when it parses; nothing is verified. */

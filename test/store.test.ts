@@ -612,3 +612,21 @@ describe("walks bounded per step, not per walk", () => {
     await expect(keyv.clear()).rejects.toBeInstanceOf(StoreError);
   });
 });
+
+describe("iterating through any Keyv", () => {
+  it("gives a hand-built Keyv over a signed Map an iterator of valid entries", async () => {
+    const map = new Map<string, unknown>();
+    const keyv = new Keyv({ store: signedStore(map, SECRET), namespace: "n" });
+    await keyv.set("a", 1);
+    await keyv.set("b", { two: 2 });
+    map.set("n:planted", "not signed");
+    expect(keyv.iterator).toBeTypeOf("function");
+    const seen: [string, unknown][] = [];
+    for await (const entry of keyv.iterator?.(undefined) ?? [])
+      seen.push(entry as [string, unknown]);
+    expect(seen.sort()).toEqual([
+      ["a", 1],
+      ["b", { two: 2 }],
+    ]);
+  });
+});
