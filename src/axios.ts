@@ -13,7 +13,11 @@ import {
   signedStorage,
   splitOptions,
 } from "./axios-storage.js";
-import { ChainedWaiting, settleFollowersOnFailure } from "./axios-waiting.js";
+import {
+  ChainedWaiting,
+  settleFollowersOnFailure,
+  settleFollowersOnForeignErrors,
+} from "./axios-waiting.js";
 import { readConfig } from "./config.js";
 import { createKeyv } from "./create-keyv.js";
 import { ConfigError } from "./errors.js";
@@ -100,6 +104,10 @@ export function setupCache(
   }) as SignedAxiosCacheInstance;
   const onResponse = settleFollowersOnFailure(instance, instance.responseInterceptor);
   instance.responseInterceptor = onResponse;
+  instance.requestInterceptor = settleFollowersOnForeignErrors(
+    instance,
+    instance.requestInterceptor,
+  );
   if (register ?? true) {
     instance.interceptors.request.use(
       instance.requestInterceptor.onFulfilled,

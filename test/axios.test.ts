@@ -493,3 +493,50 @@ describe("setupCache: whatever the origin sends", () => {
     }
   });
 });
+
+describe("errors that carry no request", () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it.each([
+    [
+      "an adapter",
+      {
+        adapter: async () => {
+          await sleep(50);
+          throw new TypeError("adapter broke");
+        },
+      },
+    ],
+    [
+      "a transformResponse",
+      {
+        adapter: async (config: object) => {
+          await sleep(50);
+          return { data: "{}", status: 200, statusText: "OK", headers: {}, config, request: {} };
+        },
+        transformResponse: [
+          () => {
+            throw new TypeError("transform broke");
+          },
+        ],
+      },
+    ],
+  ])("thrown by %s settle every waiter, and later requests go ahead", async (_, broken) => {
+    const axios = setupCache(Axios.create(broken as never), SECRET, { store: new Map() });
+    const settled = (promise: Promise<unknown>) =>
+      Promise.race([
+        promise.then(
+          () => "resolved",
+          (error: Error) => error.message,
+        ),
+        sleep(3_000).then(() => "still waiting"),
+      ]);
+    const [leader, follower] = await Promise.all([
+      settled(axios.get("http://127.0.0.1:9/same")),
+      settled(axios.get("http://127.0.0.1:9/same")),
+    ]);
+    expect(leader).toMatch(/broke/);
+    expect(follower).toMatch(/broke/);
+    expect(await settled(axios.get("http://127.0.0.1:9/same"))).toMatch(/broke/);
+  });
+});
