@@ -540,3 +540,34 @@ describe("errors that carry no request", () => {
     expect(await settled(axios.get("http://127.0.0.1:9/same"))).toMatch(/broke/);
   });
 });
+
+describe("streamed responses", () => {
+  it("are never cached, and caching them is not reported as a fault", async () => {
+    const server = createHttpServer((_request, response) => {
+      response.writeHead(200, { "cache-control": "max-age=60" });
+      response.end("streamed body");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const errors: unknown[] = [];
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: new Map(),
+      onError: (error) => errors.push(error),
+    });
+    const read = async (stream: NodeJS.ReadableStream) => {
+      let text = "";
+      for await (const chunk of stream) text += chunk;
+      return text;
+    };
+    try {
+      for (let i = 0; i < 2; i++) {
+        const response = await axios.get("/stream", { responseType: "stream" });
+        expect(response.cached).toBe(false);
+        expect(await read(response.data)).toBe("streamed body");
+      }
+      expect(errors).toEqual([]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
