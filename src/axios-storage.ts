@@ -6,7 +6,7 @@ import {
 } from "axios-cache-interceptor";
 import Keyv from "keyv";
 import { useEntryFormat } from "./axios-entry.js";
-import { DEFAULT_STORE_TIMEOUT, readMaxStale } from "./config.js";
+import { checkNamespace, DEFAULT_STORE_TIMEOUT, readMaxStale } from "./config.js";
 import { BadData, ConfigError, EntryTooLarge, StoreError } from "./errors.js";
 import { Keyring, type Secret } from "./keyring.js";
 import { LocalWrites, REMOVED } from "./local-writes.js";
@@ -19,6 +19,13 @@ type StoredValue = Parameters<AxiosStorage["set"]>[1];
 const LOADING_TTL_MS = 60_000;
 /** How long a write the store rejected stays visible to this process. */
 const FAILED_WRITE_GRACE_MS = 5_000;
+/** Where a `loading` marker records the end of the response it carries (signed with it). */
+const REPLAY_UNTIL = "replayUntil";
+/**
+ * How long a response too large to cache stays visible to this process: long enough for the
+ * requests waiting on it to read it, so that they share one download.
+ */
+const TOO_LARGE_GRACE_MS = 1_000;
 /** The purpose bound into every axios entry: no other kind of entry verifies as one. */
 const AXIOS_PURPOSE = "axios";
 const SIGNING_OPTIONS = [
@@ -108,6 +115,7 @@ export function signedStorage(
   const keyv = signedKeyv(keyvOrStore, secret, options);
   const strict = keyv.store instanceof SignedStore && keyv.store.strict;
   const maxStale = options.maxStale ?? readMaxStale();
+  if (options.namespace !== undefined) checkNamespace(options.namespace, "namespace");
   if (!Number.isSafeInteger(maxStale) || maxStale < 0) {
     throw new ConfigError("maxStale must be a whole, non-negative number of milliseconds");
   }
@@ -170,10 +178,10 @@ export function signedStorage(
       local.succeeded(key, token);
       return;
     }
-    // An entry too large to cache is a response not cached, not a store that failed: it is not
-    // kept in this process either (the store removed any older entry under its key).
+    // An entry too large to cache is a response not cached, not a store that failed: it stays
+    // visible here only for the requests waiting on it (the store removed any older entry).
     if (failure instanceof EntryTooLarge) {
-      local.succeeded(key, token);
+      local.failed(key, token, TOO_LARGE_GRACE_MS);
       report(failure, operation);
       return;
     }
@@ -195,8 +203,16 @@ export function signedStorage(
           | { value?: unknown; expires?: number | null }
           | undefined;
         value = raw?.value;
-        if (raw === undefined) bounds.forget(key);
-        else bounds.remember(key, typeof raw.expires === "number" ? raw.expires : null);
+        if (raw === undefined) {
+          bounds.forget(key);
+        } else if (isStorageValue(value) && value.state === "loading") {
+          // A loading marker's own expiry is its request's; the response it carries keeps the
+          // end of the entry it was made from, which the marker records.
+          const carried = (value as unknown as Record<string, unknown>)[REPLAY_UNTIL];
+          if (typeof carried === "number" || carried === null) bounds.remember(key, carried);
+        } else {
+          bounds.remember(key, typeof raw.expires === "number" ? raw.expires : null);
+        }
       } catch (error) {
         if (error instanceof BadData && strict) throw error;
         const storeError = report(error, "get");
@@ -209,20 +225,31 @@ export function signedStorage(
     },
     async set(key, value, request) {
       let ttl = entryTtl(value, request, maxStale);
+      let stored: StoredValue = value;
       // Only a `cached` entry holds what the origin just sent (or confirmed with a 304). Any
       // other state carrying a response re-writes one already stored: it keeps that one's end.
       if (value.state !== "cached" && "data" in value && value.data !== undefined) {
         const inherited = bounds.inherit(key, ttl);
-        // A loading marker needs no longer than its request; anything else lives what it replaces.
-        ttl = value.state === "loading" ? Math.min(ttl, inherited) : inherited;
+        if (value.state === "loading") {
+          // A loading marker needs no longer than its request, and records the end of the
+          // response it carries for whoever turns it back into an entry (in any process).
+          ttl = Math.min(ttl, inherited);
+          const until = bounds.until(key);
+          if (until !== undefined)
+            stored = { ...value, [REPLAY_UNTIL]: until } as unknown as StoredValue;
+        } else {
+          ttl = inherited;
+        }
       }
-      if (ttl > 0) bounds.remember(key, Number.isFinite(ttl) ? Date.now() + ttl : null);
+      if (value.state !== "loading" && ttl > 0) {
+        bounds.remember(key, Number.isFinite(ttl) ? Date.now() + ttl : null);
+      }
       // Already past its life: what buildStorage would delete on the next read is not written.
       if (ttl <= 0) {
         await write(key, REMOVED, () => keyv.delete(key), "delete");
         return;
       }
-      await write(key, value, () => keyv.set(key, value, ttl), "set");
+      await write(key, stored, () => keyv.set(key, stored, ttl), "set");
     },
     async remove(key) {
       await write(key, REMOVED, () => keyv.delete(key), "delete");
@@ -385,9 +412,12 @@ function entryTtl(
   return Number.isNaN(ttl) ? 0 : ttl;
 }
 
-/** `value`, or 0 when it is missing or not a number; `Infinity` (never stale) is kept. */
-function orZero(value: number | undefined): number {
-  return value === undefined || Number.isNaN(value) ? 0 : value;
+/**
+ * `value`, or 0 when it is missing or not a number (`NaN`, or a string such as a ttl read from
+ * the environment, which would concatenate); `Infinity` (never stale) is kept.
+ */
+function orZero(value: unknown): number {
+  return typeof value === "number" && !Number.isNaN(value) ? value : 0;
 }
 
 /** Whether a request may serve a stale entry when the origin fails (axios-cache-interceptor's default: yes). */

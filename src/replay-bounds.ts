@@ -26,6 +26,11 @@ export class ReplayBounds {
     }
   }
 
+  /** The expiry last seen under `key`: ms since the epoch, `null` for none, `undefined` if unseen. */
+  until(key: string): number | null | undefined {
+    return this.#until.get(key);
+  }
+
   /** Forgets a key whose entry is gone. */
   forget(key: string): void {
     this.#until.delete(key);

@@ -10,7 +10,7 @@ import {
   MAC_BY_DIGEST,
   type MacAlgorithm,
 } from "./algorithms.js";
-import { DEFAULT_MAX_ENTRY_BYTES } from "./config.js";
+import { DEFAULT_MAX_ENTRY_BYTES, DEFAULT_STORE_TIMEOUT } from "./config.js";
 import {
   DEFAULT_PURPOSE,
   inspectEnvelope,
@@ -80,9 +80,10 @@ export interface SignedStoreOptions {
    */
   maxEntryBytes?: number;
   /**
-   * Upper bound in ms on each call to the wrapped store; a call past it rejects with
-   * {@link StoreError}. `0` or unset: no bound.
-   * @default undefined
+   * Upper bound in ms on each call to the wrapped store (each page of a walk counts as one); a
+   * call past it rejects with {@link StoreError}, so a store that stops answering never hangs a
+   * caller. `0`: no bound.
+   * @default 1000
    */
   storeTimeout?: number;
 }
@@ -637,7 +638,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     }
     if (fault !== undefined) {
       const reason = fault instanceof Error ? fault.message : String(fault);
-      throw new StoreError(`store walk failed before it was complete: ${reason}`, {
+      throw new StoreError(`store walk failed: ${reason}`, {
         cause: fault,
       });
     }
@@ -743,7 +744,8 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   async #call<T>(operation: string, run: () => T | Promise<T>): Promise<T> {
     const timeout = this.#settings.timeout;
-    if (timeout === 0) return this.#typed(operation, run);
+    // A Map answers synchronously and cannot stall: no timer to pay for.
+    if (timeout === 0 || this.#map !== undefined) return this.#typed(operation, run);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -862,7 +864,7 @@ function checkOptions(options: SignedStoreOptions): Settings {
   if (!isMacAlgorithm(algorithm)) {
     throw new ConfigError("algorithm must be one of sha256, sha512, blake2b512");
   }
-  const timeout = options.storeTimeout ?? 0;
+  const timeout = options.storeTimeout ?? DEFAULT_STORE_TIMEOUT;
   if (!Number.isFinite(timeout) || timeout < 0) {
     throw new ConfigError("storeTimeout must be a non-negative number of milliseconds");
   }

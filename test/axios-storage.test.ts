@@ -7,7 +7,7 @@ import { type SetupCacheOptions, setupCache } from "../src/axios.ts";
 import { signedStorage } from "../src/axios-storage.ts";
 import { createKeyv } from "../src/create-keyv.ts";
 import { inspectEnvelope } from "../src/envelope.ts";
-import { BadSignature, EntryTooLarge } from "../src/errors.ts";
+import { BadSignature, ConfigError, EntryTooLarge } from "../src/errors.ts";
 import { SECRET } from "./support/secrets.ts";
 
 const NS = "sc_entry";
@@ -461,10 +461,55 @@ describe("setupCache: integrity at the edges", () => {
       onError: (error) => errors.push(error),
     });
     const before = calls;
-    expect((await axios.get("/big")).data).toHaveLength(10_000);
+    // Requests waiting on the download share it…
+    const burst = await Promise.all(Array.from({ length: 5 }, () => axios.get("/big")));
+    expect(burst.every((response) => response.data.length === 10_000)).toBe(true);
+    expect(calls).toBe(before + 1);
     expect(errors[0]).toBeInstanceOf(EntryTooLarge);
+    // …but it is not cached: a request a little later downloads it again.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 1_100 });
     expect((await axios.get("/big")).cached).toBe(false);
     expect(calls).toBe(before + 2);
+  });
+
+  it("keeps serving a stale copy through a long outage, up to maxStale and no further", async () => {
+    const { map, axios } = frozenCache({ ttl: 1_000, maxStale: 600_000 });
+    await axios.get("/etag/outage", { id: "outage" });
+    failing = true;
+    for (const at of [2_000, 32_000, 62_000, 120_000, 300_000, 600_900]) {
+      vi.setSystemTime(1_800_000_000_000 + at);
+      const served = await axios.get("/etag/outage", { id: "outage" });
+      expect(served.data).toEqual({ version: "v1" });
+      expect(inspectEnvelope(map.get("keyv:outage")).expiresAt).toBeLessThanOrEqual(
+        1_800_000_000_000 + 1_000 + 600_000,
+      );
+    }
+    vi.setSystemTime(1_800_000_000_000 + 601_001);
+    await expect(axios.get("/etag/outage", { id: "outage" })).rejects.toMatchObject({
+      response: { status: 503 },
+    });
+  });
+
+  it.each([
+    ["a numeric string", "60000"],
+    ["a function returning a string", () => "60000"],
+    ["an array", [60_000]],
+  ])("counts a ttl that is %s as no freshness: the entry still expires", async (_, ttl) => {
+    const { map, axios } = frozenCache({
+      ttl: ttl as never,
+      interpretHeader: false,
+      maxStale: 5_000,
+    });
+    await axios.get("/plain/odd-ttl", { id: "odd" });
+    expect(inspectEnvelope(map.get("keyv:odd")).expiresAt).toBe(1_800_000_005_000);
+  });
+});
+
+describe("signedStorage options", () => {
+  it("refuses a namespace Keyv cannot keep apart (with ':')", () => {
+    expect(() => signedStorage(new Map(), SECRET, { namespace: "app:tenantB" })).toThrow(
+      ConfigError,
+    );
   });
 });
 
