@@ -34,11 +34,15 @@ let lastIdentity = 0;
  * An axios-cache-interceptor `generateKey` that gives two requests one key only when they are
  * the same request: the SHA-256 (base64url) of a canonical encoding of the method, the URL axios
  * will request (built by axios, so an absolute `url`, trailing slashes and `paramsSerializer`
- * count), params, data, `auth`, `responseType`, and the Vary header values the interceptor
- * passes. A request's own `id` still wins.
+ * count), params, data, `auth`, the options that shape the response axios returns
+ * (`responseType`, `responseEncoding`, `decompress`, `transitional`, `maxRedirects`,
+ * `maxContentLength`, `socketPath`), and the Vary header values the interceptor passes. A
+ * request's own `id` still wins.
  *
- * Headers that something below the interceptors adds (an HTTP agent, a cookie jar) are not seen:
- * give such requests an `id` or a `generateKey` that covers them.
+ * Not keyed, because functions have no identity across processes: per-request
+ * `transformRequest`, `transformResponse`, `parseReviver` and `validateStatus`; nor headers that
+ * something below the interceptors adds (an HTTP agent, a cookie jar). Give requests that differ
+ * only there an `id` or a `generateKey` that covers them.
  *
  * `setupCache` from `signed-cache/axios` uses it unless given a `generateKey`; with
  * axios-cache-interceptor's own `setupCache` and `signedStorage`, pass `generateKey: requestKey`.
@@ -68,9 +72,17 @@ export const requestKey: KeyGenerator = buildKeyGenerator(
         request.params,
         request.data,
         // Credentials axios turns into an Authorization header below the interceptors, where
-        // the Vary check cannot see them; and the representation asked for (text, bytes…).
+        // the Vary check cannot see them.
         request.auth,
+        // What shapes the response axios hands back: representation, decoding, parsing,
+        // redirects followed, size allowed, and where the request goes.
         request.responseType,
+        request.responseEncoding,
+        request.decompress,
+        request.transitional,
+        request.maxRedirects,
+        request.maxContentLength,
+        request.socketPath,
         definedFields(meta),
       ]);
       return encoder.digest();

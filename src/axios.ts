@@ -22,7 +22,7 @@ import { readConfig } from "./config.js";
 import { createKeyv } from "./create-keyv.js";
 import { ConfigError } from "./errors.js";
 import type { Secret } from "./keyring.js";
-import type { SignedStoreOptions, WrappableStore } from "./store.js";
+import { SignedStore, type SignedStoreOptions, type WrappableStore } from "./store.js";
 
 /**
  * Options of {@link setupCache}: every option of axios-cache-interceptor's `setupCache` except
@@ -87,7 +87,12 @@ export function setupCache(
   // also reads the SIGNED_CACHE_* environment for whatever is not given here. Either way the
   // storage builds its own Keyv over it, bound to the axios purpose.
   const storage = isKeyv(store)
-    ? signedStorage(store, key, { ...signing, ...storageOnly })
+    ? signedStorage(store, key, {
+        // A Keyv that is already signed keeps its own settings; any other Keyv is signed here,
+        // with the same SIGNED_CACHE_* environment a URL, an adapter or a Map would get.
+        ...(store.store instanceof SignedStore ? signing : withEnvironment(signing)),
+        ...storageOnly,
+      })
     : signedStorage(
         openKeyv(store as string | WrappableStore | undefined, key, signing, storageOnly.namespace),
         key,
@@ -116,6 +121,22 @@ export function setupCache(
     instance.interceptors.response.use(onResponse.onFulfilled, onResponse.onRejected);
   }
   return instance;
+}
+
+/** Signing options with what is not given read from the environment, as createKeyv does. */
+function withEnvironment(signing: SignedStoreOptions): SignedStoreOptions {
+  const config = readConfig();
+  return {
+    fallbacks: config.fallbacks,
+    strict: config.strict,
+    resign: config.resign,
+    encrypt: config.encrypt,
+    algorithm: config.algorithm,
+    ...(config.algorithms === undefined ? {} : { algorithms: config.algorithms }),
+    maxEntryBytes: config.maxEntryBytes,
+    storeTimeout: config.storeTimeout,
+    ...signing,
+  };
 }
 
 function openKeyv(

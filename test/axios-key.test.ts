@@ -323,6 +323,26 @@ describe("requestKey in setupCache", () => {
   });
 });
 
+describe("requestKey: options that shape the response", () => {
+  it.each([
+    ["responseEncoding", { responseEncoding: "latin1" }],
+    ["decompress", { decompress: false }],
+    ["transitional", { transitional: { forcedJSONParsing: false } }],
+    ["maxRedirects", { maxRedirects: 0 }],
+    ["maxContentLength", { maxContentLength: 5 }],
+    ["socketPath", { socketPath: "/tmp/other.sock" }],
+  ])("%s gives the request its own key", (_, option) => {
+    expect(key({ url: "/a", ...option })).not.toBe(key({ url: "/a" }));
+  });
+
+  it("keys the same request alike in every process: no function identity in the key", () => {
+    const fn = () => true;
+    expect(key({ url: "/a", validateStatus: fn })).toBe(
+      key({ url: "/a", validateStatus: () => 1 }),
+    );
+  });
+});
+
 describe("requestKey: the request axios actually sends", () => {
   const cached = () =>
     setupCache(Axios.create({ baseURL: origin.url }), SECRET, { store: new Map() });

@@ -571,3 +571,38 @@ describe("streamed responses", () => {
     }
   });
 });
+
+describe("setupCache over a Keyv of your own and the environment", () => {
+  afterEach(() => vi.unstubAllEnvs());
+
+  it("signs it with the same SIGNED_CACHE_* settings as any other store", async () => {
+    const origin = createHttpServer((_request, response) => {
+      response.writeHead(200, { "cache-control": "max-age=60" });
+      response.end("card 4111111111111111");
+    });
+    await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+    try {
+      vi.stubEnv("SIGNED_CACHE_ENCRYPT", "1");
+      vi.stubEnv("SIGNED_CACHE_SECRET_FALLBACKS", OLD_SECRET);
+      const map = new Map<string, unknown>();
+      // An entry the previous secret signed, as before a rotation.
+      const before = setupCache(Axios.create({ baseURL: base }), OLD_SECRET, {
+        store: new Keyv({ store: map }),
+      });
+      await before.get("/card", { id: "card" });
+      const invalid: unknown[] = [];
+      const after = setupCache(Axios.create({ baseURL: base }), SECRET, {
+        store: new Keyv({ store: map }),
+        onInvalid: (error) => invalid.push(error),
+      });
+      expect((await after.get("/card", { id: "card" })).cached).toBe(true);
+      expect(invalid).toEqual([]);
+      const stored = String(map.get("keyv:card"));
+      expect(stored).toMatch(/^sc2\.a256gcm\./);
+      expect(stored).not.toContain("4111");
+    } finally {
+      await new Promise((resolve) => origin.close(resolve));
+    }
+  });
+});
