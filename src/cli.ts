@@ -312,17 +312,21 @@ async function verify(target: Target): Promise<number> {
 }
 
 /**
- * Counts entries by status and key id. Verified entries (valid, fallback, expired) are counted
- * under `kids`; invalid ones under `unverifiedKids`, by the key id their header claims, which
- * whoever wrote the entry chose.
+ * Counts entries by status, key id and algorithm. Verified entries (valid, fallback, expired)
+ * are counted under `kids` and `algorithms`; invalid ones under `unverifiedKids`, by the key id
+ * their header claims, which whoever wrote the entry chose.
  */
 async function stats(target: Target): Promise<number> {
   const kids: Counts = {};
   const unverifiedKids: Counts = {};
+  const algorithms: Counts = {};
   let chars = 0;
   const summary = await walk(target, "stats", {}, (entry) => {
     chars += entry.size;
     if (entry.kid !== undefined) add(entry.status === "invalid" ? unverifiedKids : kids, entry.kid);
+    // How verified entries are protected: a migration (signed → encrypted, a new digest) is
+    // done when only the configured algorithm is left.
+    if (entry.algorithm !== undefined) add(algorithms, entry.algorithm);
   });
   const [current, ...fallbacks] = target.store.kids;
   const role = (kid: string) =>
@@ -330,13 +334,20 @@ async function stats(target: Target): Promise<number> {
   const byKid = (counts: Counts) =>
     Object.entries(counts).map(([kid, n]) => `key id ${kid} (${role(kid)}): ${n} entries`);
   const unverified = byKid(unverifiedKids);
-  report(target, "stats", summary, { chars, current, fallbacks, kids, unverifiedKids }, [
-    `${chars} characters stored · current key id ${current}`,
-    ...byKid(kids),
-    ...(unverified.length === 0
-      ? []
-      : ["claimed by invalid entries (unverified):", ...unverified.map((line) => `  ${line}`)]),
-  ]);
+  report(
+    target,
+    "stats",
+    summary,
+    { chars, current, fallbacks, kids, unverifiedKids, algorithms },
+    [
+      `${chars} characters stored · current key id ${current}`,
+      ...byKid(kids),
+      ...Object.entries(algorithms).map(([algorithm, n]) => `${algorithm}: ${n} entries`),
+      ...(unverified.length === 0
+        ? []
+        : ["claimed by invalid entries (unverified):", ...unverified.map((line) => `  ${line}`)]),
+    ],
+  );
   return EXIT_OK;
 }
 
@@ -345,7 +356,9 @@ async function resign(target: Target): Promise<number> {
   const summary = await walk(target, "resign", { resign: true }, (entry) => {
     if (entry.action === "resigned") resigned++;
   });
-  report(target, "resign", summary, { resigned }, [`${resigned} re-signed under the current key`]);
+  report(target, "resign", summary, { resigned }, [
+    `${resigned} re-signed under the current key, or raised to the configured protection`,
+  ]);
   return EXIT_OK;
 }
 

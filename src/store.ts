@@ -111,6 +111,8 @@ export interface EntryAudit {
   kid?: string;
   /** The purpose the entry names (verified when its status is valid or fallback). */
   purpose?: string;
+  /** How a verified entry is protected: its HMAC digest, or `aes-256-gcm` when encrypted. */
+  algorithm?: EntryAlgorithm;
   /** Length of the stored text in characters (0 for non-string values). */
   size: number;
   /** What the audit did to it, when asked to act. */
@@ -515,8 +517,9 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   /**
    * Walks every stored entry of a namespace and classifies it, for audits and maintenance
    * (`signed-cache verify`, `resign`, `purge`). Values are verified but never returned. Nothing
-   * changes unless asked: `resign` rewrites fallback-signed entries under the current secret
-   * (keeping their purpose, expiry and protection); `purge: true` deletes invalid and expired
+   * changes unless asked: `resign` rewrites fallback-signed entries under the current secret,
+   * and current ones less protected than configured (keeping their purpose and expiry, never
+   * lowering their protection); `purge: true` deletes invalid and expired
    * ones, a `purge` function the entries it returns true for, once the walk is over.
    * `onInvalid` is not called: the audit itself is the report.
    */
@@ -533,7 +536,14 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
         if (typeof purge === "function" ? purge(report) : purge === true && deadWood) {
           doomed.push(key);
           report.action = "deleted";
-        } else if (opened && report.status === "fallback" && actions.resign) {
+        } else if (
+          opened &&
+          actions.resign &&
+          (report.status === "fallback" ||
+            (report.status === "valid" && weakerThanConfigured(opened, this.#settings)))
+        ) {
+          // Fallback-signed entries move to the current secret; entries of the current secret
+          // with less protection than configured (a signed → encrypted migration) are raised.
           await this.#resignEntry(key, opened, namespace);
           report.action = "resigned";
         }
@@ -558,7 +568,14 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       const expired = opened.expiresAt !== undefined && Date.now() > opened.expiresAt;
       const status = expired ? "expired" : opened.current ? "valid" : "fallback";
       return {
-        report: { key, status, kid: opened.kid, purpose: opened.purpose, size },
+        report: {
+          key,
+          status,
+          kid: opened.kid,
+          purpose: opened.purpose,
+          algorithm: specName(opened.spec),
+          size,
+        },
         opened,
       };
     } catch (error) {
@@ -905,6 +922,18 @@ function checkOptions(options: SignedStoreOptions): Settings {
     maxEntryBytes,
     onInvalid: options.onInvalid,
   };
+}
+
+/** Whether a verified entry is less protected than the store is configured to write. */
+function weakerThanConfigured(opened: OpenedEnvelope, settings: Settings): boolean {
+  if (opened.spec.kind === "aead") return false;
+  if (settings.encrypt) return true;
+  return opened.spec.tagChars < MAC_BY_DIGEST[settings.algorithm].tagChars;
+}
+
+/** The name `algorithms` uses for a spec. */
+function specName(spec: OpenedEnvelope["spec"]): EntryAlgorithm {
+  return spec.kind === "aead" ? "aes-256-gcm" : (spec.primitive as MacAlgorithm);
 }
 
 /** Seal settings at least as protective as both an existing entry's and the store's. */

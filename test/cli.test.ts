@@ -551,3 +551,29 @@ describe("the namespace hint on server backends", () => {
     }
   });
 });
+
+describe("finishing a signed → encrypted migration", () => {
+  it("resign raises current-key entries to encryption, and stats shows when none is left", async () => {
+    const file = join(dir, "migrate.sqlite");
+    const migrateUrl = `sqlite://${file}`;
+    const plain = new Keyv({
+      store: signedStore(new KeyvSqlite(migrateUrl), SECRET),
+      namespace: "app",
+    });
+    await plain.set("card", "4111111111111111");
+    await plain.disconnect();
+    const env = {
+      SIGNED_CACHE_URL: migrateUrl,
+      SIGNED_CACHE_SECRET_FALLBACKS: "",
+      SIGNED_CACHE_ENCRYPT: "true",
+      SIGNED_CACHE_ALGORITHMS: "aes-256-gcm,sha256",
+    };
+    const before = JSON.parse((await cli(["stats", "--namespace", "app", "--json"], env)).stdout);
+    expect(before.algorithms).toEqual({ sha256: 1 });
+    const resigned = await cli(["resign", "--namespace", "app", "--json"], env);
+    expect(resigned.code).toBe(0);
+    expect(JSON.parse(resigned.stdout).resigned).toBe(1);
+    const after = JSON.parse((await cli(["stats", "--namespace", "app", "--json"], env)).stdout);
+    expect(after.algorithms).toEqual({ "aes-256-gcm": 1 });
+  });
+});
