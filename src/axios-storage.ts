@@ -12,6 +12,7 @@ import { Keyring, type Secret } from "./keyring.js";
 import { LocalWrites, REMOVED } from "./local-writes.js";
 import { ReplayBounds } from "./replay-bounds.js";
 import { SignedStore, type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
+import { type CircuitCounts, type CircuitState, isBypassed, StoreGuard } from "./store-guard.js";
 
 type StoredValue = Parameters<AxiosStorage["set"]>[1];
 
@@ -60,6 +61,17 @@ export interface SignedStorageOptions extends Omit<SignedStoreOptions, "purpose"
    * fails or times out. The request then carries on as if the entry were absent.
    */
   onError?: (error: StoreError) => void;
+  /**
+   * Called when the store's circuit changes state: `open` after repeated faults (requests then
+   * bypass the store), `half-open` when one call probes it again after the cool-down, `closed`
+   * when it answers. The opening is also reported once through `onError`.
+   */
+  onCircuit?: (state: CircuitState, counts: CircuitCounts) => void;
+  /**
+   * How long, in ms, requests bypass a store whose circuit opened before one call probes it.
+   * @default 5000
+   */
+  circuitCoolDown?: number;
   /**
    * Let store faults reject the request with {@link StoreError} instead of falling back to the
    * network. The `loading` marker written before a request is exempt: nothing was fetched yet.
@@ -123,22 +135,54 @@ export function signedStorage(
   const bounds = new ReplayBounds();
   const reported = new WeakSet<object>();
 
+  const tell = (error: StoreError) => {
+    try {
+      options.onError?.(error);
+    } catch {
+      // A throwing error callback must not turn a cache fault into a failed request.
+    }
+  };
+  const guard = new StoreGuard({
+    budgetMs: requestBudget(keyv, options),
+    coolDownMs: options.circuitCoolDown ?? 5_000,
+    onStateChange: (state, counts) => {
+      // One report per change of state, with the counts, rather than one per failing call.
+      if (state === "open") {
+        tell(
+          new StoreError(
+            `store failing: ${counts.faults} of ${counts.calls} calls in the last 10 s; requests bypass it until a probe succeeds`,
+          ),
+        );
+      }
+      try {
+        options.onCircuit?.(state, counts);
+      } catch {
+        // As above: a callback must not fail a request.
+      }
+    },
+  });
   const report = (error: unknown, operation: string): StoreError => {
     const reason = error instanceof Error ? error.message : String(error);
     const storeError =
       error instanceof StoreError
         ? error
         : new StoreError(`store ${operation} failed: ${reason}`, { cause: error });
+    // Calls the guard skipped are not faults, and while the circuit is open the store's own
+    // events (reconnect attempts) add nothing to the report made when it opened.
+    if (isBypassed(storeError) || guard.state === "open") return storeError;
     if (typeof error === "object" && error !== null) {
       if (reported.has(error)) return storeError;
       reported.add(error);
     }
-    try {
-      options.onError?.(storeError);
-    } catch {
-      // A throwing error callback must not turn a cache fault into a failed request.
-    }
+    // The first fault of a streak is reported; the rest are counted, and reported together if
+    // the circuit opens. A call the store answers ends the streak.
+    if (!inStreak) tell(storeError);
+    inStreak = true;
     return storeError;
+  };
+  let inStreak = false;
+  const answered = () => {
+    inStreak = false;
   };
   // Connection errors, and faults the signed store absorbs itself (a failed delete of a bad
   // entry, a failed re-sign), surface only as events.
@@ -153,9 +197,11 @@ export function signedStorage(
   const write = async (
     key: string,
     value: StoredValue | typeof REMOVED,
-    run: () => Promise<unknown>,
+    call: () => Promise<unknown>,
     operation: string,
+    request: object | undefined,
   ): Promise<void> => {
+    const run = () => guard.run(request, operation, call);
     const token = local.begin(key, value);
     const faultsBefore = faultEvents;
     let failure: unknown;
@@ -175,6 +221,7 @@ export function signedStorage(
       );
     }
     if (failure === undefined) {
+      answered();
       local.succeeded(key, token);
       return;
     }
@@ -192,16 +239,17 @@ export function signedStorage(
   };
 
   const storage = buildStorage({
-    async find(key) {
+    async find(key, request) {
       const pending = local.read(key);
       if (pending === REMOVED) return undefined;
       if (pending !== undefined) return pending;
       let value: unknown;
       try {
         // Raw: the entry's expiry comes with it, signed like the rest of the stored text.
-        const raw = (await keyv.get(key, { raw: true })) as
+        const raw = (await guard.run(request, "get", () => keyv.get(key, { raw: true }))) as
           | { value?: unknown; expires?: number | null }
           | undefined;
+        answered();
         value = raw?.value;
         if (raw === undefined) {
           bounds.forget(key);
@@ -246,13 +294,13 @@ export function signedStorage(
       }
       // Already past its life: what buildStorage would delete on the next read is not written.
       if (ttl <= 0) {
-        await write(key, REMOVED, () => keyv.delete(key), "delete");
+        await write(key, REMOVED, () => keyv.delete(key), "delete", request);
         return;
       }
-      await write(key, stored, () => keyv.set(key, stored, ttl), "set");
+      await write(key, stored, () => keyv.set(key, stored, ttl), "set", request);
     },
-    async remove(key) {
-      await write(key, REMOVED, () => keyv.delete(key), "delete");
+    async remove(key, request) {
+      await write(key, REMOVED, () => keyv.delete(key), "delete", request);
     },
     async clear() {
       local.clear();
@@ -329,6 +377,8 @@ function entryKeyv(
 const STORAGE_OPTIONS = [
   "namespace",
   "onError",
+  "onCircuit",
+  "circuitCoolDown",
   "throwOnStoreError",
   "maxStale",
 ] as const satisfies readonly (keyof SignedStorageOptions)[];
@@ -418,6 +468,17 @@ function entryTtl(
  */
 function orZero(value: unknown): number {
   return typeof value === "number" && !Number.isNaN(value) ? value : 0;
+}
+
+/**
+ * The most a request may wait on the store over all its calls: the signed store's own
+ * `storeTimeout` (one call's bound), or no bound when that is `0`.
+ */
+function requestBudget(keyv: Keyv, options: SignedStorageOptions): number {
+  const timeout =
+    options.storeTimeout ??
+    (keyv.store instanceof SignedStore ? keyv.store.storeTimeout : DEFAULT_STORE_TIMEOUT);
+  return timeout === 0 ? Number.POSITIVE_INFINITY : timeout;
 }
 
 /** Whether a request may serve a stale entry when the origin fails (axios-cache-interceptor's default: yes). */

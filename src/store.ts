@@ -310,6 +310,11 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     return live;
   }
 
+  /** Bound in ms on each call to the wrapped store; `0` for none. */
+  get storeTimeout(): number {
+    return this.#settings.timeout;
+  }
+
   /** Whether reads throw on bad entries. */
   get strict(): boolean {
     return this.#settings.strict;

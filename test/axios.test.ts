@@ -606,3 +606,62 @@ describe("setupCache over a Keyv of your own and the environment", () => {
     }
   });
 });
+
+describe("a store that stalls or refuses", () => {
+  let stall: Server;
+  let stallPort: number;
+  const sockets: import("node:net").Socket[] = [];
+  let origin: import("node:http").Server;
+  let base: string;
+  let upstream = 0;
+  beforeAll(async () => {
+    // Accepts connections and never answers: the worst a store can do.
+    stall = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => stall.listen(0, "127.0.0.1", resolve));
+    stallPort = (stall.address() as AddressInfo).port;
+    origin = createHttpServer((request, response) => {
+      upstream++;
+      response.writeHead(200, { "cache-control": "max-age=60" });
+      response.end(`body of ${request.url}`);
+    });
+    await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => stall.close(resolve));
+    await new Promise((resolve) => origin.close(resolve));
+  });
+
+  it("costs a request at most one storeTimeout in all, then is bypassed and probed again", async () => {
+    const errors: unknown[] = [];
+    const states: string[] = [];
+    const axios = setupCache(Axios.create({ baseURL: base }), SECRET, {
+      store: `redis://127.0.0.1:${stallPort}`,
+      storeTimeout: 400,
+      circuitCoolDown: 1_500,
+      onError: (error) => errors.push(error),
+      onCircuit: (state) => states.push(state),
+    });
+    const durations: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const started = performance.now();
+      const response = await axios.get(`/stalled/${i}`);
+      durations.push(performance.now() - started);
+      expect(response.data).toBe(`body of /stalled/${i}`);
+    }
+    // Three store calls a request, each once bounded by 400 ms: now 400 ms for all of them.
+    expect(Math.max(...durations)).toBeLessThan(800);
+    expect(states[0]).toBe("open");
+    // Once open, requests do not wait on the store at all.
+    expect(Math.min(...durations.slice(-3))).toBeLessThan(200);
+    // Reported: the first fault, then the opening with its counts — not one event per call.
+    expect(errors).toHaveLength(2);
+    expect(errors.every((error) => error instanceof StoreError)).toBe(true);
+    expect(String(errors.at(-1))).toMatch(/store failing: \d+ of \d+ calls/);
+    await new Promise((resolve) => setTimeout(resolve, 1_600));
+    await axios.get("/stalled/probe");
+    expect(states).toContain("half-open");
+    await axios.storage.keyv.disconnect().catch(() => {});
+  });
+});
