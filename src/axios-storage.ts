@@ -161,6 +161,8 @@ export function signedStorage(
       }
     },
   });
+  // Closing the storage's Keyv (how users close the store) also stops the breaker's timers.
+  keyv.on("disconnect", () => guard.shutdown());
   const report = (error: unknown, operation: string): StoreError => {
     const reason = error instanceof Error ? error.message : String(error);
     const storeError =
