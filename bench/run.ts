@@ -4,7 +4,8 @@
  * Measures what signing costs: HMAC strategies and digests, signed against unsigned Keyv on every
  * reachable backend, end-to-end cache hits when the axios plugin is present, and the same hits with
  * Python's requests-cache, unsigned and itsdangerous-signed, when /usr/bin/python3 has it (see
- * peers.ts). Prints tables, writes bench/results.json and bench/results.svg (`results.quick.*`
+ * peers.ts), and walks over one namespace (listing and clear()) at growing sizes (walks.ts).
+ * Prints tables, writes bench/results.json and bench/results.svg (`results.quick.*`
  * for --quick). Asserts nothing about speed.
  */
 import { execFileSync } from "node:child_process";
@@ -22,6 +23,7 @@ import { SIZES, sizeLabel } from "./payload.ts";
 import { benchRequestsCache, type PeerOutcome } from "./peers.ts";
 import { BACKENDS, benchBackend, reachable, SERVERS, type StoreRow } from "./stores.ts";
 import type { TimingPlan } from "./timing.ts";
+import { benchWalks, QUICK_WALK_SIZES, WALK_SIZES, type WalkRow } from "./walks.ts";
 
 /** Backends the goal (added ≤ 1.3 × floor) is set for. */
 const GOAL_BACKENDS = new Set(["sqlite", "redis"]);
@@ -125,6 +127,10 @@ if (!peer.measured) console.log(pc.yellow(`skipped requests-cache: ${peer.skippe
 printAxios(axiosRows, peer);
 printPeers(axiosRows, peer);
 
+// 6. Walks over one namespace: a full listing and clear(), at growing sizes, every reachable backend.
+const walkRows = await benchWalks(quick ? QUICK_WALK_SIZES : WALK_SIZES, only, log);
+printWalks(walkRows);
+
 const results = {
   mode: quick ? "quick" : "full",
   date: new Date().toISOString(),
@@ -151,6 +157,7 @@ const results = {
       ? { ...peer, rows: peer.rows.map((row) => ({ ...row, ratio: row.signed / row.unsigned })) }
       : peer,
   },
+  walks: walkRows,
   skipped,
 };
 // A quick run is a smoke test: it must not overwrite the full run's published figures.
@@ -385,6 +392,37 @@ function printPeers(rows: readonly AxiosRow[], peer: PeerOutcome): void {
         "safe_pickle_serializer(secret_key) (itsdangerous, HMAC-SHA1), checked before timing: another key and an\n" +
         `altered entry raise BadSignature (a bare secret_key= ${peer.checks.secretKeyKwargSigns ? "signs too" : "signs nothing in this version: checked"}).\n` +
         "axios ratio = signed setupCache ÷ axios-cache-interceptor; requests-cache ratio = signed ÷ unsigned.",
+    ),
+  );
+}
+
+function printWalks(rows: readonly WalkRow[]): void {
+  if (rows.length === 0) return;
+  console.log(
+    pc.bold(
+      "\nWalks over one namespace, ms (one run each; 1000 entries of a neighbouring namespace beside it)",
+    ),
+  );
+  const perEntry = (ms: number | undefined, entries: number) =>
+    ms === undefined ? "–" : ((ms * 1000) / entries).toFixed(1);
+  const table = rows.map((row) => [
+    row.backend,
+    String(row.entries),
+    row.iterateMs === undefined ? "–" : row.iterateMs.toFixed(0),
+    perEntry(row.iterateMs, row.entries),
+    row.clearMs === undefined ? "–" : row.clearMs.toFixed(0),
+    perEntry(row.clearMs, row.entries),
+    row.error === undefined ? pc.green("ok") : pc.red(row.error),
+  ]);
+  printTable(
+    ["backend", "entries", "listing", "µs/entry", "clear()", "µs/entry", "result"],
+    table,
+    1,
+  );
+  console.log(
+    pc.dim(
+      "listing = adapter.iterator(namespace) to the end; clear() = signedStore(adapter).clear() over the\n" +
+        "namespace (lists it, then deletes in batches). A linear walk keeps µs/entry flat as entries grow.",
     ),
   );
 }

@@ -31,8 +31,16 @@ const load = createRequire(import.meta.url);
 // Interpolated into SQL by the adapters, which do not all quote it: only plain identifiers pass.
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-// SQLite's adapter pages its iterator with OFFSET, so a bigger page keeps a scan near-linear.
-const ITERATION_PAGE = 1000;
+// Walks (iterator, and so clear() and audits of a namespace) page by key: each page starts
+// where the last one ended, so every page costs the same however far the walk has gone. A page
+// holds at most PAGE_ROWS rows and, once the first page has shown how large entries are, about
+// PAGE_CHARS characters: a namespace of large entries is walked in smaller pages.
+const PAGE_ROWS = 1000;
+const FIRST_PAGE_ROWS = 16;
+const PAGE_CHARS = 8 * 1024 * 1024;
+// Keys Redis looks at per SCAN call (a hint): the default, 10, makes a walk one round trip per
+// ten keys of the whole database.
+const REDIS_SCAN_COUNT = 1000;
 
 // A dead Redis must fail a call quickly instead of queueing it behind endless reconnects.
 const REDIS_CONNECT_TIMEOUT_MS = 2000;
@@ -73,9 +81,15 @@ const NO_PAD_COLLATIONS = ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"];
  *
  * SQL URLs accept `?table=name` (default `keyv`); `postgres` also `?schema=name`. Tables are
  * fixed on first use, new or existing, so every key is stored as given: PostgreSQL keys widened
- * to `VARCHAR(2048)`; MySQL keys to `VARCHAR(768)` in a binary NO PAD collation (the default
- * folds case and ignores trailing spaces) and values to `LONGTEXT` (`TEXT` rejects or truncates
- * entries over 64 KB).
+ * to `VARCHAR(2048)` in the "C" collation; MySQL keys to `VARCHAR(768)` in a binary NO PAD
+ * collation (the default folds case and ignores trailing spaces) and values to `LONGTEXT`
+ * (`TEXT` rejects or truncates entries over 64 KB).
+ *
+ * Every adapter lists (`iterator`) and clears exactly the keys of its namespace, whatever
+ * characters the namespace holds, page by page in key order (linear, never recursive). MySQL
+ * writes send each value once, and a write larger than the server's `max_allowed_packet` is
+ * refused before it is sent (its key's older entry deleted) instead of breaking a pooled
+ * connection.
  *
  * Every adapter returned (not the `Map`) carries its {@link KeyLimits} under `KEY_LIMITS`, and
  * `util.inspect` shows its URL with the password masked by {@link redactUrl}.
@@ -264,8 +278,25 @@ function sqliteStore(url: string): KeyvStoreAdapter {
     uri: `sqlite://${file}`,
     table: params.table ?? "keyv",
     busyTimeout: 5000,
-    iterationLimit: ITERATION_PAGE,
-  } as never);
+  } as never) as SqlAdapter<[params?: unknown[]]>;
+  // The adapter pages with OFFSET, recursing per page, and selects with LIKE, which in SQLite
+  // ignores case and treats `_` and `%` as wildcards: replaced by keyset pages over a key range.
+  const table = (adapter.opts as { table: string }).table;
+  const run = async (sql: string, params: unknown[]) =>
+    (await adapter.query(sql, params)) as Record<string, unknown>[];
+  adapter.iterator = ((namespace?: string) =>
+    keysetWalk(async (after, limit) => {
+      const { where, params } = keyBounds("key", namespace, after, () => "?");
+      const rows = await run(
+        `SELECT key, value FROM ${table} ${where} ORDER BY key LIMIT ${limit}`,
+        params,
+      );
+      return rows.map((row) => [String(row.key), row.value]);
+    })) as KeyvStoreAdapter["iterator"];
+  adapter.clear = async () => {
+    const { where, params } = keyBounds("key", adapter.namespace, undefined, () => "?");
+    await run(`DELETE FROM ${table} ${where}`, params);
+  };
   return finish(adapter, "KeyvSqlite", url, SQLITE_KEY_LIMITS);
 }
 
@@ -286,8 +317,94 @@ function redisStore(url: string): KeyvStoreAdapter {
     // By default the adapter turns a failed command into an "error" event and a miss (or a
     // write that seems to succeed); throwing lets the signed store report it as a StoreError.
     { throwOnErrors: true, connectionTimeout: REDIS_CONNECT_TIMEOUT_MS } as never,
-  );
+  ) as RedisAdapter;
+  // The adapter's SCAN MATCH "<ns>::*" leaves the namespace unescaped: `u[a]` matches `ua::…`
+  // and never `u[a]::…`, `u\` matches `u::…`. Both walks here escape it, ask for larger SCAN
+  // batches, and report a failed command instead of ending as if complete.
+  const clear = adapter.clear.bind(adapter);
+  adapter.iterator = ((namespace?: string) =>
+    redisEntries(adapter, namespace)) as KeyvStoreAdapter["iterator"];
+  adapter.clear = async () => {
+    if (!adapter.namespace && adapter.noNamespaceAffectsAll) return clear();
+    await redisClear(adapter);
+  };
   return finish(adapter, "KeyvRedis", url, REDIS_KEY_LIMITS);
+}
+
+/** The parts of @keyv/redis (and its node-redis clients) the walks use. */
+type RedisAdapter = KeyvStoreAdapter & {
+  keyPrefixSeparator: string;
+  clearBatchSize: number;
+  noNamespaceAffectsAll: boolean;
+  getMasterNodes(): Promise<RedisScanner[]>;
+  mget(keys: string[]): Promise<(string | undefined)[]>;
+  clearWithClusterSupport(keys: string[]): Promise<void>;
+};
+
+interface RedisScanner {
+  scan(
+    cursor: string,
+    options: { MATCH: string; COUNT: number; TYPE: string },
+  ): Promise<{ cursor: string | number; keys: string[] }>;
+}
+
+/** A Redis glob matching `text` literally: `*`, `?`, `[`, `]` and `\` escaped. */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+/**
+ * Walks the keys of a namespace (or, without one, those outside every namespace) with SCAN,
+ * one batch per call, on every master. Keys SCAN hands back twice (it may, while Redis resizes
+ * its table) are listed once; keys gone by the time their value is read are skipped.
+ */
+async function* redisScan(
+  adapter: RedisAdapter,
+  namespace: string | undefined,
+  count: number,
+): AsyncGenerator<string[]> {
+  const separator = adapter.keyPrefixSeparator;
+  const prefix = namespace ? `${namespace}${separator}` : undefined;
+  const match = prefix === undefined ? "*" : `${escapeGlob(prefix)}*`;
+  const seen = new Set<string>();
+  for (const client of await adapter.getMasterNodes()) {
+    let cursor = "0";
+    do {
+      const result = await client.scan(cursor, { MATCH: match, COUNT: count, TYPE: "string" });
+      cursor = String(result.cursor);
+      const keys = result.keys.filter((key) => {
+        const mine =
+          prefix === undefined
+            ? adapter.noNamespaceAffectsAll || !key.includes(separator)
+            : key.startsWith(prefix);
+        if (!mine || seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      });
+      if (keys.length > 0) yield keys;
+    } while (cursor !== "0");
+  }
+}
+
+async function* redisEntries(
+  adapter: RedisAdapter,
+  namespace: string | undefined,
+): AsyncGenerator<[string, unknown]> {
+  const cut = namespace ? `${namespace}${adapter.keyPrefixSeparator}`.length : 0;
+  for await (const keys of redisScan(adapter, namespace, REDIS_SCAN_COUNT)) {
+    const values = await adapter.mget(keys);
+    for (const [index, key] of keys.entries()) {
+      const value = values[index];
+      if (value !== undefined && value !== null) yield [key.slice(cut), value];
+    }
+  }
+}
+
+async function redisClear(adapter: RedisAdapter): Promise<void> {
+  const count = Math.max(REDIS_SCAN_COUNT, adapter.clearBatchSize);
+  for await (const keys of redisScan(adapter, adapter.namespace, count)) {
+    await adapter.clearWithClusterSupport(keys);
+  }
 }
 
 function postgresStore(url: string): KeyvStoreAdapter {
@@ -316,15 +433,40 @@ function postgresStore(url: string): KeyvStoreAdapter {
     table,
     schema,
     keySize: PG_KEY_CHARS,
-    iterationLimit: ITERATION_PAGE,
   } as never) as unknown as SqlAdapter<[values?: unknown[]]>;
-  onFirstQuery(adapter, (query) => widenPostgresTable(query, schema, table));
+  const ready = onFirstQuery(adapter, (query) => widenPostgresTable(query, schema, table));
+  // The adapter's walk ends silently when a page fails, and its clear() matches an unescaped
+  // LIKE ('u%' clears u2 too): replaced by keyset pages over a key range in the "C" collation
+  // the key column now has, where that range is exactly the keys starting with `ns:`.
+  const where = `${schema}.${table}`;
+  const run = async (sql: string, params: unknown[]) =>
+    (await adapter.query(sql, params)) as Record<string, unknown>[];
+  adapter.iterator = ((namespace?: string) =>
+    keysetWalk(async (after, limit) => {
+      const bounds = keyBounds("key", namespace, after, (n) => `$${n}`);
+      await ready();
+      const pool = shared?.pool;
+      if (pool === undefined) throw new Error("the PostgreSQL store is not connected");
+      const rows = await indexOrderedQuery(
+        pool,
+        `SELECT key, value FROM ${where} ${bounds.where} ORDER BY key LIMIT ${limit}`,
+        bounds.params,
+      );
+      return rows.map((row) => [String(row.key), row.value]);
+    })) as KeyvStoreAdapter["iterator"];
+  adapter.clear = async () => {
+    const bounds = keyBounds("key", adapter.namespace, undefined, (n) => `$${n}`);
+    await run(`DELETE FROM ${where} ${bounds.where}`, bounds.params);
+  };
   return finish(adapter, "KeyvPostgres", url, PG_KEY_LIMITS);
 }
 
 /**
  * Tables @keyv/postgres created before have `key VARCHAR(255)`: keys up to the declared limit
- * would fail there. Widening a VARCHAR rewrites neither the table nor its index.
+ * would fail there. Widening a VARCHAR rewrites neither the table nor its index. The key column
+ * also gets the "C" collation (byte order), once: in the database's default collation (often a
+ * linguistic one such as en_US) keys starting with `ns:` are not one range of the index, so a
+ * walk over a namespace could not be a range scan. Changing it rebuilds the key index once.
  */
 async function widenPostgresTable(
   query: (sql: string, values?: unknown[]) => Promise<unknown>,
@@ -333,13 +475,49 @@ async function widenPostgresTable(
 ): Promise<void> {
   // The adapter writes both names unquoted, so PostgreSQL folds them to lower case.
   const [column] = (await query(
-    `SELECT data_type AS type, character_maximum_length AS length FROM information_schema.columns
+    `SELECT data_type AS type, character_maximum_length AS length, collation_name AS collation
+     FROM information_schema.columns
      WHERE table_schema = $1 AND table_name = $2 AND column_name = 'key'`,
     [schema.toLowerCase(), table.toLowerCase()],
-  )) as { type: string; length: number | null }[];
-  if (column === undefined || column.type !== "character varying") return;
-  if (column.length === null || column.length >= PG_KEY_CHARS) return;
-  await query(`ALTER TABLE ${schema}.${table} ALTER COLUMN key TYPE VARCHAR(${PG_KEY_CHARS})`);
+  )) as { type: string; length: number | null; collation: string | null }[];
+  if (column === undefined) return;
+  const bytewise = column.collation === "C" || column.collation === "POSIX";
+  let type: string;
+  if (column.type === "text") type = "TEXT";
+  else if (column.type !== "character varying") return;
+  else if (column.length === null) type = "VARCHAR";
+  else type = `VARCHAR(${Math.max(column.length, PG_KEY_CHARS)})`;
+  if (bytewise && (column.length === null || column.length >= PG_KEY_CHARS)) return;
+  await query(`ALTER TABLE ${schema}.${table} ALTER COLUMN key TYPE ${type} COLLATE "C"`);
+}
+
+/**
+ * Runs a page of a walk as an index scan in key order, which stops after the page. Without
+ * planner statistics (a table filled since autovacuum last analyzed it) PostgreSQL guesses a
+ * key range holds a few hundred rows and prefers to read all of it and sort it: every page
+ * would then read the rest of the namespace, and a walk would be quadratic in its size.
+ */
+async function indexOrderedQuery(
+  pool: PgPool,
+  sql: string,
+  values: unknown[],
+): Promise<Record<string, unknown>[]> {
+  const client = await pool.connect();
+  let broken: unknown;
+  try {
+    await client.query(
+      "BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off",
+    );
+    const { rows } = await client.query(sql, values);
+    await client.query("COMMIT");
+    return rows as Record<string, unknown>[];
+  } catch (error) {
+    broken = error;
+    throw error;
+  } finally {
+    // A connection whose transaction failed is closed rather than handed out again.
+    client.release(broken === undefined ? undefined : true);
+  }
 }
 
 interface SharedPool {
@@ -378,6 +556,10 @@ async function releasePool(uri: string, user: EventEmitter): Promise<void> {
 /** The slice of pg.Pool the PostgreSQL store uses. */
 interface PgPool extends EventEmitter {
   query(sql: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  connect(): Promise<{
+    query(sql: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+    release(destroy?: boolean): void;
+  }>;
   end(): Promise<void>;
 }
 
@@ -400,7 +582,7 @@ function onFirstQuery<Rest extends unknown[]>(
   adapter: SqlAdapter<Rest>,
   prepare: (query: SqlAdapter<Rest>["query"]) => Promise<void>,
   eager = false,
-): void {
+): () => Promise<void> {
   const query = adapter.query;
   let ready: Promise<void> | undefined;
   const start = () => {
@@ -416,6 +598,7 @@ function onFirstQuery<Rest extends unknown[]>(
   };
   // The next call retries and reports the failure; until then it is only an event.
   if (eager) start().catch((error: unknown) => reportError(adapter, error));
+  return start;
 }
 
 function reportError(adapter: object, error: unknown): void {
@@ -441,40 +624,158 @@ function mysqlStore(url: string): KeyvStoreAdapter {
     "@keyv/mysql",
     "mysql2",
   ).format;
+  const run = async (sql: string, values: unknown[]) =>
+    (await adapter.query(format(sql, values))) as Record<string, unknown>[];
+  // The adapter lists with `LIKE 'ns:%'` 10 rows a page, recursing per page (the stack
+  // overflows past ~31 000 entries), and clears with the same unescaped LIKE (`u\` clears
+  // `u`): replaced by keyset pages over a key range. Under the NO PAD binary collation the key
+  // column gets, the keys starting with `ns:` are exactly those from `ns:` up to `ns;`; the
+  // range also lists keys whose first character after `ns:` lies beyond U+FFFF (an emoji),
+  // which MariaDB's index range for that LIKE stops short of.
   adapter.iterator = ((namespace?: string) =>
-    mysqlEntries(adapter, table, format, namespace)) as SqlAdapter["iterator"];
+    keysetWalk(async (after, limit) => {
+      const { where, params } = keyBounds("id", namespace, after, () => "?");
+      const rows = await run(
+        `SELECT id, value FROM \`${table}\` ${where} ORDER BY id LIMIT ${limit}`,
+        params,
+      );
+      return rows.map((row) => [String(row.id), row.value]);
+    })) as SqlAdapter["iterator"];
+  adapter.clear = async () => {
+    const { where, params } = keyBounds("id", adapter.namespace, undefined, () => "?");
+    await run(`DELETE FROM \`${table}\` ${where}`, params);
+  };
+  const upsert = mysqlUpsert(adapter, table, format);
+  adapter.set = (key: string, value: unknown) => upsert([{ key, value }]);
+  adapter.setMany = (entries: { key: string; value: unknown }[]) => upsert(entries);
   return finish(adapter, "KeyvMysql", url, MYSQL_KEY_LIMITS);
 }
 
 /**
- * Lists a namespace by key range instead of the adapter's `LIKE 'ns:%'`: MariaDB ends that
- * LIKE's index range at U+FFFF under a binary collation, so a key whose first character after
- * `ns:` lies beyond it (an emoji) was never listed. Under a NO PAD binary collation the keys
- * starting with `ns:` are exactly those from `ns:` up to, not including, `ns;`.
+ * Writes entries with `ON DUPLICATE KEY UPDATE value = VALUES(value)`, each value sent once
+ * (the adapter's `value = ?` sent it twice, halving the largest entry), many rows a statement.
+ *
+ * A statement larger than the server's `max_allowed_packet` is refused by the server, which
+ * then drops the connection: the pool hands it out again and the next, unrelated write fails
+ * with ECONNRESET. So statements are sized before they are sent: rows are grouped to fit, and
+ * an entry that cannot fit on its own is never sent. Its key's older entry is deleted (it would
+ * otherwise be served in place of the value just refused) and the write rejects.
  */
-async function* mysqlEntries(
+function mysqlUpsert(
   adapter: SqlAdapter,
   table: string,
   format: (sql: string, values: unknown[]) => string,
+): (entries: readonly { key: string; value: unknown }[]) => Promise<undefined> {
+  const head = `INSERT INTO \`${table}\` (id, value) VALUES `;
+  const tail = " ON DUPLICATE KEY UPDATE value = VALUES(value)";
+  // The packet is a 1-byte command code and the statement; the server takes packets shorter
+  // than max_allowed_packet (measured on MariaDB 10.11: a 16 MiB limit takes a statement of
+  // 16 MiB - 2 bytes, and refuses one byte more).
+  const fixed = Buffer.byteLength(head) + Buffer.byteLength(tail) + 1;
+  let limit: Promise<number> | undefined;
+  const maxPacket = () => {
+    limit ??= (async () => {
+      const [row] = (await adapter.query("SELECT @@max_allowed_packet AS max")) as {
+        max: number | string;
+      }[];
+      return Number(row?.max);
+    })().catch((error: unknown) => {
+      limit = undefined;
+      throw error;
+    });
+    return limit;
+  };
+  const send = async (rows: string[]) => {
+    try {
+      await adapter.query(`${head}${rows.join(", ")}${tail}`);
+    } catch (error) {
+      // The limit was lowered since it was read: read it again next time.
+      if ((error as { code?: string }).code === "ER_NET_PACKET_TOO_LARGE") limit = undefined;
+      throw error;
+    }
+  };
+  return async (entries) => {
+    if (entries.length === 0) return undefined;
+    const max = await maxPacket();
+    const rows = entries.map(({ key, value }) => format("(?, ?)", [key, value]));
+    const sizes = rows.map((row) => Buffer.byteLength(row));
+    const refused = entries.filter((_, index) => fixed + (sizes[index] ?? 0) >= max);
+    if (refused.length > 0) {
+      const keys = refused.map((entry) => entry.key);
+      await adapter
+        .query(format(`DELETE FROM \`${table}\` WHERE id IN (?)`, [keys]))
+        .catch(() => {});
+      const largest = sizes.reduce((most, size) => Math.max(most, size), 0) + fixed;
+      throw new Error(
+        `entry not written: it makes a ${largest}-byte packet, and the MySQL server takes packets under its max_allowed_packet of ${max} bytes (any older entry under its key is removed)`,
+      );
+    }
+    let batch: string[] = [];
+    let size = fixed;
+    for (const [index, row] of rows.entries()) {
+      const rowSize = sizes[index] ?? 0;
+      // Rows are joined with ", ".
+      if (batch.length > 0 && size + 2 + rowSize >= max) {
+        await send(batch);
+        batch = [];
+        size = fixed;
+      }
+      size += (batch.length > 0 ? 2 : 0) + rowSize;
+      batch.push(row);
+    }
+    await send(batch);
+    return undefined;
+  };
+}
+
+/**
+ * Where clause and parameters selecting the keys of a namespace as Keyv lays them out
+ * (`ns:key`), after `after` when given: `key >= 'ns:' AND key < 'ns;'`. In a binary (code point)
+ * order, which every walk here runs in, that range is exactly the keys starting with `ns:` —
+ * unlike `LIKE 'ns:%'`, where `_`, `%` (and, in MySQL, `\`) in the namespace are patterns.
+ * Without a namespace (or an empty one, as the adapters treat it), every key.
+ */
+function keyBounds(
+  column: string,
   namespace: string | undefined,
+  after: string | undefined,
+  placeholder: (position: number) => string,
+): { where: string; params: string[] } {
+  const params: string[] = [];
+  const conditions: string[] = [];
+  const add = (operator: string, value: string) => {
+    params.push(value);
+    conditions.push(`${column} ${operator} ${placeholder(params.length)}`);
+  };
+  // One lower bound only: given two, SQLite seeks to one and filters by the other, and may
+  // seek to the namespace's start on every page. A key listed is never below the namespace.
+  if (after !== undefined) add(">", after);
+  else if (namespace) add(">=", `${namespace}:`);
+  if (namespace) add("<", `${namespace};`);
+  return { where: conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`, params };
+}
+
+/**
+ * Walks pages of `[key, value]` in key order, each page starting after the last key of the one
+ * before (keyset pagination): iterative, and each page an index range read however far the walk
+ * has gone. Pages hold at most PAGE_ROWS rows, fewer when entries are large.
+ */
+async function* keysetWalk(
+  page: (after: string | undefined, limit: number) => Promise<[string, unknown][]>,
 ): AsyncGenerator<[string, unknown]> {
-  const bounds: [string, unknown[]] =
-    namespace === undefined
-      ? ["TRUE", []]
-      : ["id >= ? AND id < ?", [`${namespace}:`, `${namespace};`]];
   let after: string | undefined;
+  let limit = FIRST_PAGE_ROWS;
   while (true) {
-    const [where, values] =
-      after === undefined ? bounds : [`${bounds[0]} AND id > ?`, [...bounds[1], after]];
-    const rows = (await adapter.query(
-      format(`SELECT id, value FROM \`${table}\` WHERE ${where} ORDER BY id LIMIT ?`, [
-        ...values,
-        ITERATION_PAGE,
-      ]),
-    )) as { id: string; value: unknown }[];
-    for (const row of rows) yield [row.id, row.value];
-    if (rows.length < ITERATION_PAGE) return;
-    after = rows[rows.length - 1]?.id;
+    const rows = await page(after, limit);
+    let chars = 0;
+    for (const row of rows) {
+      chars += row[0].length + (typeof row[1] === "string" ? row[1].length : 0);
+      yield row;
+    }
+    const last = rows[rows.length - 1];
+    if (rows.length < limit || last === undefined) return;
+    after = last[0];
+    limit = Math.max(1, Math.min(PAGE_ROWS, Math.floor((limit * PAGE_CHARS) / Math.max(chars, 1))));
   }
 }
 

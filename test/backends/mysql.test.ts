@@ -28,6 +28,7 @@ const RUN = randomBytes(3).toString("hex");
 const PAD_TABLE = `sc_backends_mysql_pad_${RUN}`;
 // Its own small table: with few rows MariaDB picks the index range plan that missed the key.
 const ASTRAL_TABLE = `sc_backends_mysql_astral_${RUN}`;
+const BIG_TABLE = `sc_backends_mysql_big_${RUN}`;
 const NO_PAD = /^utf8mb4_(nopad_bin|0900_bin)$/;
 
 function withTable(table: string): string {
@@ -41,7 +42,7 @@ describeBackend(mariadb, "MariaDB/MySQL", () => {
   });
   afterAll(async () => {
     await client.query(
-      `DROP TABLE IF EXISTS ${SUITE_TABLE}, ${TABLE}, ${LEGACY_TABLE}, ${PAD_TABLE}, ${ASTRAL_TABLE}`,
+      `DROP TABLE IF EXISTS ${SUITE_TABLE}, ${TABLE}, ${LEGACY_TABLE}, ${PAD_TABLE}, ${ASTRAL_TABLE}, ${BIG_TABLE}`,
     );
     await client.end();
   });
@@ -187,6 +188,99 @@ describeBackend(mariadb, "MariaDB/MySQL", () => {
       expect(await readRow(ASTRAL_TABLE, "astral:\u{1F511}key")).toBeUndefined();
       await cache.disconnect();
     });
+  });
+
+  describeBackend(mariadb, "entries near max_allowed_packet", () => {
+    let maxPacket: number;
+    let adapter: LimitedAdapter;
+    beforeAll(async () => {
+      const [rows] = await client.query("SELECT @@max_allowed_packet AS max");
+      maxPacket = Number((rows as { max: number }[])[0]?.max);
+      adapter = storeFromUrl(withTable(BIG_TABLE)) as LimitedAdapter;
+    });
+    // The adapter's pool is shared by every MySQL store in this file: closed once, at the end.
+    afterAll(async () => {
+      await adapter.disconnect?.();
+    });
+
+    it("stores an entry larger than half of max_allowed_packet: the value is sent once", async () => {
+      const value = "v".repeat(Math.floor(maxPacket * 0.6));
+      await adapter.set("big:once", value);
+      expect(await adapter.get("big:once")).toBe(value);
+      await adapter.delete("big:once");
+    }, 60_000);
+
+    it("takes values up to about max_allowed_packet, and refuses one byte more before sending it", async () => {
+      // The largest plain value accepted, found by bisection through the adapter itself.
+      const fits = async (length: number) => {
+        try {
+          await adapter.set("big:edge", "e".repeat(length));
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      let low = maxPacket - 4096;
+      let high = maxPacket;
+      expect(await fits(low)).toBe(true);
+      expect(await fits(high)).toBe(false);
+      while (high - low > 1) {
+        const middle = Math.floor((low + high) / 2);
+        if (await fits(middle)) low = middle;
+        else high = middle;
+      }
+      // The statement around the value (key, table name, SQL) is all that is lost.
+      expect(maxPacket - low).toBeLessThan(200);
+      await adapter.set("big:edge", "e".repeat(low));
+      expect(await adapter.get("big:edge")).toHaveLength(low);
+      // One byte more is refused by the store before anything is sent, not by the server.
+      await expect(adapter.set("big:edge", "e".repeat(low + 1))).rejects.toThrow(
+        /makes a \d+-byte packet.*max_allowed_packet of \d+ bytes/,
+      );
+      // The refused write removed the older entry rather than leave it to be served.
+      expect(await adapter.get("big:edge")).toBeUndefined();
+    }, 120_000);
+
+    it("an oversized write rejects with StoreError, and the next write succeeds", async () => {
+      const strict = createKeyv({ store: adapter, secret: SECRET, strict: true });
+      await strict.set("huge", "an older value");
+      await expect(strict.set("huge", "h".repeat(maxPacket + 1024))).rejects.toBeInstanceOf(
+        StoreError,
+      );
+      // The pooled connection is intact: an unrelated write right after succeeds.
+      await strict.set("after", "small");
+      expect(await strict.get("after")).toBe("small");
+      expect(await strict.get("huge")).toBeUndefined();
+      await expect(strict.set("huge", "h".repeat(maxPacket + 1024))).rejects.toBeInstanceOf(
+        StoreError,
+      );
+      await strict.set("after", "still small");
+      expect(await strict.get("after")).toBe("still small");
+      await strict.delete("after");
+    }, 60_000);
+
+    it("setMany writes many rows per statement, splitting where a packet would overflow", async () => {
+      const big = Math.floor(maxPacket * 0.4);
+      const entries = ["a", "b", "c"].map((name) => ({
+        key: `many:${name}`,
+        value: name.repeat(big),
+      }));
+      const small = Array.from({ length: 2000 }, (_, i) => ({ key: `many:s${i}`, value: `${i}` }));
+      await adapter.setMany?.([...entries, ...small]);
+      for (const { key, value } of entries) expect(await adapter.get(key)).toBe(value);
+      expect(await adapter.get("many:s1999")).toBe("1999");
+      // One entry that cannot fit: nothing is written, the batch rejects.
+      await expect(
+        adapter.setMany?.([
+          { key: "many:fits", value: "f" },
+          { key: "many:a", value: "x".repeat(maxPacket) },
+        ]),
+      ).rejects.toThrow(/max_allowed_packet/);
+      expect(await adapter.get("many:fits")).toBeUndefined();
+      expect(await adapter.get("many:a")).toBeUndefined();
+      await adapter.set("many:after", "ok");
+      expect(await adapter.get("many:after")).toBe("ok");
+    }, 120_000);
   });
 
   describeBackend(mariadb, "a store URL with a password", () => {
