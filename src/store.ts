@@ -500,7 +500,8 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     namespace: string | undefined = this.#namespace,
     // biome-ignore lint/suspicious/noExplicitAny: mirrors the Keyv adapter interface.
   ): AsyncGenerator<[string, any], void> {
-    // Deletions wait until the walk ends: adapters page with OFFSET, and deleting mid-walk
+    // Deletions wait until the walk ends: adapters built by hand may page with OFFSET (those
+    // from storeFromUrl page by key), and deleting mid-walk
     // would shift later entries past the cursor.
     const doomed: string[] = [];
     try {
@@ -623,7 +624,8 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     if (typeof adapter.iterator !== "function") {
       throw new ConfigError("the wrapped store does not support iteration");
     }
-    // Adapters select a namespace with LIKE or a glob, which can match other namespaces.
+    // Adapters built by hand may select a namespace with LIKE or a glob, which can match other
+    // namespaces (those from storeFromUrl select exact key ranges): keep only this one's keys.
     const prefix = namespace === undefined ? "" : `${namespace}:`;
     // Some adapters (@keyv/postgres) end a walk the store broke off as if it were complete, and
     // only emit an "error": a fault heard during the walk fails it, so that a partial listing is
