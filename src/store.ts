@@ -501,8 +501,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     // biome-ignore lint/suspicious/noExplicitAny: mirrors the Keyv adapter interface.
   ): AsyncGenerator<[string, any], void> {
     // Deletions wait until the walk ends: adapters built by hand may page with OFFSET (those
-    // from storeFromUrl page by key), and deleting mid-walk
-    // would shift later entries past the cursor.
+    // from storeFromUrl page by key), and deleting mid-walk would shift entries past the cursor.
     const doomed: string[] = [];
     try {
       for await (const [key, raw] of this.#entries(namespace)) {
