@@ -96,9 +96,11 @@ export function deserializeEntry(stored: string): Entry | undefined {
   try {
     head = decode(JSON.parse(stored.slice(HEAD_AT, newline)));
     body = readBody(kind, stored.slice(newline + 1));
-  } catch (cause) {
-    if (cause instanceof BadPayload) throw cause;
-    throw new BadPayload("cached axios entry could not be decoded", { cause });
+  } catch (error) {
+    if (error instanceof BadPayload) throw error;
+    // No cause attached: a parser's message quotes the text it choked on, which is cached data.
+    const kind = error instanceof Error ? error.name : typeof error;
+    throw new BadPayload(`cached axios entry could not be decoded (${kind})`);
   }
   return joinEntry(head, kind, body);
 }

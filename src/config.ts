@@ -75,8 +75,9 @@ interface Setting {
 // The one trimming rule for every source: only these, so no byte of a secret is ever lost to
 // a wider notion of whitespace (Unicode spaces, a BOM, or bytes that merely decode as space).
 const ASCII_WHITESPACE = new Set([0x20, 0x09, 0x0d, 0x0a]);
-// Direct values may be echoed in messages, but not at any length.
-const ECHO_LIMIT = 64;
+// Direct values are echoed only when too short to hold a secret (secrets are 32 bytes or more;
+// a long fragment of one is no better).
+const ECHO_LIMIT = 16;
 
 /**
  * Reads signed-cache's settings from environment variables. Every variable may instead be given
@@ -165,9 +166,13 @@ function label(setting: Setting, item = ""): string {
 
 /** `must …` plus, for a value typed into the variable itself, what it was. */
 function invalid(setting: Setting, accepts: string): ConfigError {
-  const got =
-    typeof setting.raw === "string"
-      ? `; got ${JSON.stringify(setting.raw.length > ECHO_LIMIT ? `${setting.raw.slice(0, ECHO_LIMIT)}…` : setting.raw)}`
+  // Only a value too short to be a secret is echoed: a secret pasted into the wrong variable
+  // (SIGNED_CACHE_ENCRYPT=<the key>) must not end up in a log. Files are never echoed.
+  const short = typeof setting.raw === "string" && setting.raw.length <= ECHO_LIMIT;
+  const got = short
+    ? `; got ${JSON.stringify(setting.raw)}`
+    : typeof setting.raw === "string"
+      ? `; got a value of ${setting.raw.length} characters (not shown)`
       : "";
   return new ConfigError(`${label(setting)} must be ${accepts}${got}`);
 }

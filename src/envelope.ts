@@ -485,8 +485,20 @@ function cloneFromBytes(bytes: Buffer, key: string): unknown {
   }
 }
 
+/**
+ * A short description of a value's type for messages. Whatever a backend hands back may be
+ * hostile (a parsed object whose `constructor.name` is not a string, a getter that throws): only
+ * own data properties of the built-in kinds are trusted.
+ */
 function describe(value: unknown): string {
   if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
   if (Array.isArray(value)) return "array";
-  return typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value;
+  if (Buffer.isBuffer(value)) return "Buffer";
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) return "object";
+  const ctor = (proto as { constructor?: unknown }).constructor;
+  const name =
+    typeof ctor === "function" ? Object.getOwnPropertyDescriptor(ctor, "name") : undefined;
+  return typeof name?.value === "string" ? name.value : "object";
 }

@@ -619,7 +619,8 @@ function mysqlStore(url: string): KeyvStoreAdapter {
     keySize: MYSQL_KEY_CHARS,
     connectTimeout: SQL_CONNECT_TIMEOUT_MS,
   } as never);
-  onFirstQuery(adapter, (query) => widenMysqlTable(query, table), true);
+  const prepared = onFirstQuery(adapter, (query) => widenMysqlTable(query, table), true);
+  shareMysqlPool(adapter, prepared);
   const format = loadBeside<{ format: (sql: string, values: unknown[]) => string }>(
     "@keyv/mysql",
     "mysql2",
@@ -649,6 +650,28 @@ function mysqlStore(url: string): KeyvStoreAdapter {
   adapter.set = (key: string, value: unknown) => upsert([{ key, value }]);
   adapter.setMany = (entries: { key: string; value: unknown }[]) => upsert(entries);
   return finish(adapter, "KeyvMysql", url, MYSQL_KEY_LIMITS);
+}
+
+/** Adapters of @keyv/mysql open in this process: they all share its one module-wide pool. */
+let openMysqlAdapters = 0;
+
+/**
+ * @keyv/mysql keeps one connection pool for the whole process, and any adapter's `disconnect()`
+ * ends it: under every other MySQL store (whose next call then fails with "Pool is closed"),
+ * and under a connection attempt still in flight, whose failure then surfaces as an uncaught
+ * error that ends the process. Here the pool ends with the last adapter, once its own
+ * preparation has settled.
+ */
+function shareMysqlPool(adapter: SqlAdapter, prepared: () => Promise<void>): void {
+  const end = adapter.disconnect?.bind(adapter);
+  let open = true;
+  openMysqlAdapters++;
+  adapter.disconnect = async () => {
+    if (!open) return;
+    open = false;
+    await prepared().catch(() => {});
+    if (--openMysqlAdapters === 0) await end?.();
+  };
 }
 
 /**

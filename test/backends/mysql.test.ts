@@ -306,3 +306,38 @@ describeBackend(mariadb, "MariaDB/MySQL", () => {
     });
   });
 });
+
+describeBackend(mariadb, "MySQL stores closing", () => {
+  it("closing one store leaves the others working; the last closes the shared pool", async () => {
+    const a = createKeyv({ url: mariadb.url, secret: SECRET, env: {}, strict: true });
+    const b = createKeyv({ url: mariadb.url, secret: SECRET, env: {}, strict: true });
+    await a.set("sc_close_a", 1);
+    await b.set("sc_close_b", 2);
+    await a.disconnect();
+    expect(await b.get("sc_close_b")).toBe(2);
+    await b.delete("sc_close_b");
+    await b.disconnect();
+  });
+
+  it("closing a store whose first connection is still being refused does not end the process", async () => {
+    const heard: unknown[] = [];
+    const refused = createKeyv({
+      url: `mysql://root:pw@127.0.0.1:${await closedPort()}/test`,
+      secret: SECRET,
+      env: {},
+      onError: (error) => heard.push(error),
+    });
+    await Promise.resolve();
+    await refused.disconnect();
+    // The refusal settles before the pool is ended: nothing is left to surface as an uncaught
+    // error (which would end the process) in the moments after.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(heard.length).toBeGreaterThan(0);
+    // And MySQL stores opened afterwards work.
+    const next = createKeyv({ url: mariadb.url, secret: SECRET, env: {}, strict: true });
+    await next.set("sc_after_refused", 1);
+    expect(await next.get("sc_after_refused")).toBe(1);
+    await next.delete("sc_after_refused");
+    await next.disconnect();
+  });
+});
