@@ -5,6 +5,8 @@
  * reachable backend, end-to-end cache hits when the axios plugin is present, and the same hits with
  * Python's requests-cache, unsigned and itsdangerous-signed, when /usr/bin/python3 has it (see
  * peers.ts), and walks over one namespace (listing and clear()) at growing sizes (walks.ts).
+ * Then load: N requests at concurrency C through setupCache on Redis and SQLite, and under store
+ * faults — a redis-server killed and restarted, a store that never answers (load.ts).
  * Prints tables, writes bench/results.json and bench/results.svg (`results.quick.*`
  * for --quick). Asserts nothing about speed.
  */
@@ -19,6 +21,7 @@ import { DEFAULT_MAC_ALGORITHM, type MacAlgorithm } from "../src/algorithms.ts";
 import { type AxiosRow, benchAxios } from "./axios.ts";
 import { renderChart } from "./chart.ts";
 import { ADOPTED, benchDigests, benchHmac, FLOOR, type HmacRow } from "./hmac.ts";
+import { benchLoad, FULL_LOAD, printLoad, QUICK_LOAD } from "./load.ts";
 import { SIZES, sizeLabel } from "./payload.ts";
 import { benchRequestsCache, type PeerOutcome } from "./peers.ts";
 import { BACKENDS, benchBackend, reachable, SERVERS, type StoreRow } from "./stores.ts";
@@ -131,6 +134,10 @@ printPeers(axiosRows, peer);
 const walkRows = await benchWalks(quick ? QUICK_WALK_SIZES : WALK_SIZES, only, log);
 printWalks(walkRows);
 
+// 7. Load: errors, upstream calls, latency and heap under load, healthy and under store faults.
+const loadReport = await benchLoad(quick ? QUICK_LOAD : FULL_LOAD, only, log);
+printLoad(loadReport);
+
 const results = {
   mode: quick ? "quick" : "full",
   date: new Date().toISOString(),
@@ -158,6 +165,7 @@ const results = {
       : peer,
   },
   walks: walkRows,
+  load: loadReport,
   skipped,
 };
 // A quick run is a smoke test: it must not overwrite the full run's published figures.

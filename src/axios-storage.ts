@@ -224,7 +224,14 @@ export function signedStorage(
     }
     if (failure === undefined) {
       answered();
-      local.succeeded(key, token);
+      // A loading marker that carries the previous response stays readable here for its
+      // request's life: a 304 is answered from that response, and must find it even if the
+      // store fails between sending the revalidation and reading its answer.
+      if (value !== REMOVED && value.state === "loading" && value.data !== undefined) {
+        local.failed(key, token, loadingTtl(undefined));
+      } else {
+        local.succeeded(key, token);
+      }
       return;
     }
     // An entry too large to cache is a response not cached, not a store that failed: it stays

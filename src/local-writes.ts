@@ -34,6 +34,7 @@ export class LocalWrites<T> {
     const token = ++this.#nextToken;
     this.#writes.delete(key);
     this.#writes.set(key, { value, token, until: Number.POSITIVE_INFINITY });
+    this.#sweep();
     this.#evict();
     return token;
   }
@@ -66,6 +67,15 @@ export class LocalWrites<T> {
 
   get size(): number {
     return this.#writes.size;
+  }
+
+  /**
+   * Drops writes whose grace has passed. Without it they would stay until their key is read
+   * again or a thousand newer writes push them out: a response body each, held for nothing.
+   */
+  #sweep(): void {
+    const now = Date.now();
+    for (const [key, write] of this.#writes) if (now > write.until) this.#writes.delete(key);
   }
 
   #evict(): void {
