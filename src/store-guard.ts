@@ -113,8 +113,13 @@ export class StoreGuard {
       throw bypassed(`store ${operation} skipped: the store is failing, circuit open`);
     }
     const started = performance.now();
+    let outOfTime = false;
     try {
-      return (await this.#breaker.fire(() => withDeadline(call(), left, operation))) as T;
+      return (await this.#breaker.fire(() =>
+        withDeadline(call(), left, operation, () => {
+          outOfTime = true;
+        }),
+      )) as T;
     } catch (error) {
       // opossum's own rejection when the circuit opened between the check above and the call.
       if (CircuitBreaker.isOurError(error as Error)) {
@@ -124,8 +129,11 @@ export class StoreGuard {
       throw error;
     } finally {
       if (request !== undefined) {
-        const spent = this.#spent.get(request) ?? 0;
-        this.#spent.set(request, spent + (performance.now() - started));
+        // A call the deadline ended spent the whole budget, whatever the clocks' rounding says.
+        const spent = outOfTime
+          ? this.#budgetMs
+          : (this.#spent.get(request) ?? 0) + (performance.now() - started);
+        this.#spent.set(request, spent);
       }
     }
   }
@@ -137,13 +145,18 @@ export class StoreGuard {
 }
 
 /** `promise`, or a {@link StoreError} once `ms` have passed. The timer never holds the process. */
-async function withDeadline<T>(promise: Promise<T>, ms: number, operation: string): Promise<T> {
+async function withDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  operation: string,
+  onLate: () => void,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new StoreError(`store ${operation} did not answer within the request's budget`)),
-      ms,
-    );
+    timer = setTimeout(() => {
+      onLate();
+      reject(new StoreError(`store ${operation} did not answer within the request's budget`));
+    }, ms);
     timer.unref();
   });
   try {
