@@ -613,14 +613,12 @@ describe("a store that stalls or refuses", () => {
   const sockets: import("node:net").Socket[] = [];
   let origin: import("node:http").Server;
   let base: string;
-  let upstream = 0;
   beforeAll(async () => {
     // Accepts connections and never answers: the worst a store can do.
     stall = createServer((socket) => sockets.push(socket));
     await new Promise<void>((resolve) => stall.listen(0, "127.0.0.1", resolve));
     stallPort = (stall.address() as AddressInfo).port;
     origin = createHttpServer((request, response) => {
-      upstream++;
       response.writeHead(200, { "cache-control": "max-age=60" });
       response.end(`body of ${request.url}`);
     });

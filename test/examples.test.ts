@@ -52,6 +52,13 @@ describe("examples", () => {
     expect(existsSync(join(dir, "http_cache.sqlite"))).toBe(true);
   });
 
+  it("fetch-basic: createCachedFetch from the environment, a miss then a hit", async () => {
+    const { stdout } = await example("fetch-basic.ts", { SIGNED_CACHE_SECRET: SECRET });
+    expect(stdout).toContain("first:  x-signed-cache=miss");
+    expect(stdout).toContain("second: x-signed-cache=hit");
+    expect(stdout).toContain("the API was called 1 time(s)");
+  });
+
   it.skipIf(!redisUp)("axios-redis: a second instance reads what the first stored", async () => {
     const { stdout } = await example("axios-redis.ts", { REDIS_URL });
     expect(stdout).toContain("worker: cached=true");

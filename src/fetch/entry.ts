@@ -1,0 +1,143 @@
+/**
+ * How `signed-cache/fetch` entries are written as text inside its Keyv. Two kinds of value live
+ * under its keys (both signed for the `fetch` purpose, bound to their key):
+ *
+ * - a **response**: the serialized `CachePolicy` (http-cache-semantics' `toObject()`), status,
+ *   status text, headers (as name/value pairs, so that several `Set-Cookie` survive), the final
+ *   URL after redirects, and the body as bytes;
+ * - a **variant index** under a URL's key, when the response varies (`Vary`): the request
+ *   header names it varies on and a generation, from which each variant's own key is derived.
+ *
+ * Layout: `~fe1` `<head>` `\n` `<body>` — `head` is Keyv's `{ value, expires }` as JSON without
+ * the body (JSON never holds a raw newline), `body` the response bytes in base64 (empty for a
+ * variant index). Keyv's default serializer is not used: it would write the bytes as a JSON
+ * array or a tagged string inside the JSON, and revive every header object node by node.
+ */
+import type Keyv from "keyv";
+import type { Deserialize, DeserializedData } from "keyv";
+import { BadPayload } from "../errors.js";
+
+const FORMAT = "~fe1";
+
+/** A cached response. */
+export interface ResponseEntry {
+  readonly kind: "response";
+  /**
+   * http-cache-semantics' `CachePolicy#toObject()`: what it needs to judge freshness (typed
+   * loosely here, so that these types need no other package's).
+   */
+  readonly policy: Readonly<Record<string, unknown>>;
+  readonly status: number;
+  readonly statusText: string;
+  /** Response headers as received, in order, one pair per value (`Set-Cookie` kept apart). */
+  readonly headers: readonly (readonly [string, string])[];
+  /** The final URL, after redirects. */
+  readonly url: string;
+  /** Whether the response came after one or more redirects. */
+  readonly redirected: boolean;
+  /** The request header names the response varies on, lowercase; empty when it does not. */
+  readonly vary: readonly string[];
+  /** The body bytes as fetch gave them (content codings already decoded). */
+  readonly body: Uint8Array;
+}
+
+/** Under a URL's key when its responses vary: where each variant lives. */
+export interface VaryIndex {
+  readonly kind: "vary";
+  /** The request header names the variants are told apart by, lowercase. */
+  readonly vary: readonly string[];
+  /** Part of every variant's key: a new index orphans the variants of the one it replaced. */
+  readonly generation: string;
+}
+
+/** What the fetch cache stores under a key. */
+export type StoredValue = ResponseEntry | VaryIndex;
+
+type Data = DeserializedData<unknown>;
+
+/** Keyv `serialize` for {@link StoredValue}s. */
+export function serializeEntry(data: Data): string {
+  const value = data.value as StoredValue;
+  if (value.kind === "response") {
+    const { body, ...rest } = value;
+    const head = JSON.stringify({ value: rest, expires: data.expires ?? null });
+    return `${FORMAT}${head}\n${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("base64")}`;
+  }
+  return `${FORMAT}${JSON.stringify({ value, expires: data.expires ?? null })}\n`;
+}
+
+/**
+ * Keyv `deserialize` matching {@link serializeEntry}. Only ever called on text whose signature
+ * verified.
+ *
+ * @throws {BadPayload} When the text is not an entry in this layout.
+ */
+export function deserializeEntry(stored: string): Data {
+  const newline = stored.indexOf("\n");
+  if (!stored.startsWith(FORMAT) || newline === -1) {
+    throw new BadPayload("cached fetch entry is malformed");
+  }
+  let head: unknown;
+  try {
+    head = JSON.parse(stored.slice(FORMAT.length, newline));
+  } catch {
+    // No cause: a parser's message quotes the text it choked on, which is cached data.
+    throw new BadPayload("cached fetch entry could not be decoded");
+  }
+  if (!isRecord(head) || !isRecord(head.value)) {
+    throw new BadPayload("cached fetch entry has no value");
+  }
+  const expires = head.expires;
+  if (expires !== null && typeof expires !== "number") {
+    throw new BadPayload("cached fetch entry has a malformed expiry");
+  }
+  const value = head.value;
+  const body = stored.slice(newline + 1);
+  if (value.kind === "vary") {
+    if (!isNames(value.vary) || typeof value.generation !== "string" || body !== "") {
+      throw new BadPayload("cached fetch variant index is malformed");
+    }
+    return { value, expires: expires ?? undefined } as Data;
+  }
+  if (
+    value.kind !== "response" ||
+    !isRecord(value.policy) ||
+    typeof value.status !== "number" ||
+    typeof value.statusText !== "string" ||
+    !isPairs(value.headers) ||
+    typeof value.url !== "string" ||
+    typeof value.redirected !== "boolean" ||
+    !isNames(value.vary)
+  ) {
+    throw new BadPayload("cached fetch response is malformed");
+  }
+  const bytes = Buffer.from(body, "base64");
+  return { value: { ...value, body: bytes }, expires: expires ?? undefined } as Data;
+}
+
+/** Makes `keyv` read and write fetch entries. Only for the Keyv the fetch cache owns. */
+export function useFetchEntryFormat(keyv: Keyv): void {
+  keyv.serialize = serializeEntry;
+  keyv.deserialize = deserializeEntry as Deserialize;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isNames(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((name) => typeof name === "string");
+}
+
+function isPairs(value: unknown): value is [string, string][] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (pair) =>
+        Array.isArray(pair) &&
+        pair.length === 2 &&
+        typeof pair[0] === "string" &&
+        typeof pair[1] === "string",
+    )
+  );
+}
