@@ -59,6 +59,13 @@ describe("examples", () => {
     expect(stdout).toContain("the API was called 1 time(s)");
   });
 
+  it("ky-basic: withCache from the environment, a miss then a hit, hooks still run", async () => {
+    const { stdout } = await example("ky-basic.ts", { SIGNED_CACHE_SECRET: SECRET });
+    expect(stdout).toContain("hook saw x-signed-cache=miss");
+    expect(stdout).toContain("hook saw x-signed-cache=hit");
+    expect(stdout).toContain("the API was called 1 time(s)");
+  });
+
   it.skipIf(!redisUp)("axios-redis: a second instance reads what the first stored", async () => {
     const { stdout } = await example("axios-redis.ts", { REDIS_URL });
     expect(stdout).toContain("worker: cached=true");
