@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import Axios from "axios";
 import { type AxiosStorage, buildStorage, setupCache as setupPlain } from "axios-cache-interceptor";
 import Keyv from "keyv";
-import { setupCache } from "../src/axios.ts";
+import { setupCache } from "../src/axios/index.ts";
 import { generateSecret, storeFromUrl } from "../src/index.ts";
 import { jsonText } from "./payload.ts";
 import { interleave, type RoundTimes, signedVsUnsigned, type TimingPlan } from "./timing.ts";

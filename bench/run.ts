@@ -20,6 +20,7 @@ import pc from "picocolors";
 import { DEFAULT_MAC_ALGORITHM, type MacAlgorithm } from "../src/algorithms.ts";
 import { type AxiosRow, benchAxios } from "./axios.ts";
 import { renderChart } from "./chart.ts";
+import { benchClients, type ClientRow, printClients } from "./clients.ts";
 import { ADOPTED, benchDigests, benchHmac, FLOOR, type HmacRow } from "./hmac.ts";
 import { benchLoad, FULL_LOAD, printLoad, QUICK_LOAD } from "./load.ts";
 import { SIZES, sizeLabel } from "./payload.ts";
@@ -130,6 +131,19 @@ if (!peer.measured) console.log(pc.yellow(`skipped requests-cache: ${peer.skippe
 printAxios(axiosRows, peer);
 printPeers(axiosRows, peer);
 
+// 5b. One cache hit through every client (axios unsigned and signed, fetch, ky) and plain fetch.
+const clientRows: ClientRow[] = [];
+for (const backend of axiosBackends) {
+  if (skipped.includes(backend.name)) continue;
+  try {
+    clientRows.push(...(await benchClients(backend, SIZES, PLAN, log)));
+  } catch (error) {
+    console.log(pc.yellow(`skipped clients on ${backend.name}: ${(error as Error).message}`));
+  }
+}
+for (const suffix of ["", "-journal", "-wal", "-shm"]) rmSync(axiosFile + suffix, { force: true });
+printClients(clientRows, PLAN.rounds, { title: pc.bold, note: pc.dim, table: printTable, us });
+
 // 6. Walks over one namespace: a full listing and clear(), at growing sizes, every reachable backend.
 const walkRows = await benchWalks(quick ? QUICK_WALK_SIZES : WALK_SIZES, only, log);
 printWalks(walkRows);
@@ -159,6 +173,7 @@ const results = {
     efficiencyVsMacAlone: row.floorCpu / row.addedCpu,
   })),
   axios: axiosRows.map((row) => ({ ...row, ratio: row.signed / row.unsigned })),
+  clients: clientRows,
   peers: {
     requestsCache: peer.measured
       ? { ...peer, rows: peer.rows.map((row) => ({ ...row, ratio: row.signed / row.unsigned })) }

@@ -22,7 +22,7 @@ const redisUp = backendOrSkip(redis, "examples/axios-redis.ts");
 const REDIS_URL = redis.url;
 
 function example(name: string, env: Record<string, string> = {}) {
-  if (!existsSync(join(root, "dist", "axios.js"))) {
+  if (!existsSync(join(root, "dist", "axios", "index.js"))) {
     throw new Error("dist/ is missing: run `npm run build` (npm test does it first)");
   }
   return run(process.execPath, [...withTsx, join(root, "examples", name)], {

@@ -366,7 +366,8 @@ describe("integrity at the edges", () => {
           // Keyv itself reads a negative ttl as "already expired"; every other ttl round-trips.
           if (!(ttl < 0)) {
             await keyv.set(key, value, ttl);
-            expect(await keyv.get(key)).toEqual(value);
+            // Keyv's JSON serializer writes -0 as 0: compare with what JSON keeps.
+            expect(await keyv.get(key)).toEqual(JSON.parse(JSON.stringify(value)));
           }
           // The adapter itself, without Keyv's own ttl handling in front.
           await store.set(`raw:${key}`, "v", ttl);

@@ -14,8 +14,13 @@ import { type CreateKeyvOptions, createKeyv } from "../create-keyv.js";
 import { BadData, ConfigError, EntryTooLarge, StoreError } from "../errors.js";
 import { Coalescer } from "../http/coalesce.js";
 import { identityKey, valueDigest } from "../http/request-identity.js";
+import {
+  type CircuitCounts,
+  type CircuitState,
+  isBypassed,
+  StoreGuard,
+} from "../http/store-guard.js";
 import type { SignedStore } from "../store.js";
-import { type CircuitCounts, type CircuitState, isBypassed, StoreGuard } from "../store-guard.js";
 import {
   type ResponseEntry,
   type StoredValue,

@@ -12,7 +12,7 @@ import {
   type SetupCacheOptions,
   type SignedAxiosCacheInstance,
   setupCache,
-} from "../../src/axios.ts";
+} from "../../src/axios/index.ts";
 import { BadSignature } from "../../src/errors.ts";
 import type { SignedStore } from "../../src/store.ts";
 import { backendOrSkip, findBackend } from "../support/backends.ts";

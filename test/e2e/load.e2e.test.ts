@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Axios from "axios";
 import { afterAll, describe, expect, it } from "vitest";
-import { setupCache } from "../../src/axios.ts";
+import { setupCache } from "../../src/axios/index.ts";
 import { backendOrSkip, findBackend } from "../support/backends.ts";
 import {
   HANG_MS,

@@ -3,7 +3,7 @@
  * shows, and then simply ends: the test that runs it expects the process to exit on its own.
  */
 import Axios from "axios";
-import { setupCache } from "../../src/axios.ts";
+import { setupCache } from "../../src/axios/index.ts";
 import { createKeyv } from "../../src/create-keyv.ts";
 import { SECRET } from "./secrets.ts";
 

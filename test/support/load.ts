@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import Axios from "axios";
-import { setupCache } from "../../src/axios.ts";
+import { setupCache } from "../../src/axios/index.ts";
 import { createKeyv } from "../../src/create-keyv.ts";
 import { BadData, StoreError } from "../../src/errors.ts";
 import type { WrappableStore } from "../../src/store.ts";

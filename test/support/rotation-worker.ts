@@ -8,7 +8,7 @@
  */
 import Axios from "axios";
 import type Keyv from "keyv";
-import { setupCache } from "../../src/axios.ts";
+import { setupCache } from "../../src/axios/index.ts";
 import { createKeyv } from "../../src/create-keyv.ts";
 
 const [url, origin, name, prefix] = process.argv.slice(2) as [string, string, string, string];

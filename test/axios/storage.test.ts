@@ -3,12 +3,12 @@ import type { AddressInfo } from "node:net";
 import Axios from "axios";
 import type { CachedStorageValue, StorageValue } from "axios-cache-interceptor";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { type SetupCacheOptions, setupCache } from "../src/axios.ts";
-import { signedStorage } from "../src/axios-storage.ts";
-import { createKeyv } from "../src/create-keyv.ts";
-import { inspectEnvelope } from "../src/envelope.ts";
-import { BadSignature, ConfigError, EntryTooLarge } from "../src/errors.ts";
-import { SECRET } from "./support/secrets.ts";
+import { type SetupCacheOptions, setupCache } from "../../src/axios/index.ts";
+import { signedStorage } from "../../src/axios/storage.ts";
+import { createKeyv } from "../../src/create-keyv.ts";
+import { inspectEnvelope } from "../../src/envelope.ts";
+import { BadSignature, ConfigError, EntryTooLarge } from "../../src/errors.ts";
+import { SECRET } from "../support/secrets.ts";
 
 const NS = "sc_entry";
 const MARKER = "~ax2";

@@ -5,14 +5,24 @@ import {
   type StorageValue,
 } from "axios-cache-interceptor";
 import Keyv from "keyv";
-import { useEntryFormat } from "./axios-entry.js";
-import { checkNamespace, DEFAULT_STORE_TIMEOUT, readMaxStale } from "./config.js";
-import { BadData, ConfigError, EntryTooLarge, StoreError } from "./errors.js";
-import { Keyring, type Secret } from "./keyring.js";
-import { LocalWrites, REMOVED } from "./local-writes.js";
-import { ReplayBounds } from "./replay-bounds.js";
-import { SignedStore, type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
-import { type CircuitCounts, type CircuitState, isBypassed, StoreGuard } from "./store-guard.js";
+import { checkNamespace, DEFAULT_STORE_TIMEOUT, readMaxStale } from "../config.js";
+import { BadData, ConfigError, EntryTooLarge, StoreError } from "../errors.js";
+import { LocalWrites, REMOVED } from "../http/local-writes.js";
+import { ReplayBounds } from "../http/replay-bounds.js";
+import {
+  type CircuitCounts,
+  type CircuitState,
+  isBypassed,
+  StoreGuard,
+} from "../http/store-guard.js";
+import { Keyring, type Secret } from "../keyring.js";
+import {
+  SignedStore,
+  type SignedStoreOptions,
+  signedStore,
+  type WrappableStore,
+} from "../store.js";
+import { useEntryFormat } from "./entry.js";
 
 type StoredValue = Parameters<AxiosStorage["set"]>[1];
 

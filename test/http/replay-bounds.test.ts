@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ReplayBounds } from "../src/replay-bounds.ts";
+import { ReplayBounds } from "../../src/http/replay-bounds.ts";
 
 describe("ReplayBounds", () => {
   it("gives a rewrite exactly the life left to the entry it rewrites", () => {

@@ -10,8 +10,8 @@ import {
 } from "axios-cache-interceptor";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requestKey, setupCache, signedStorage } from "../src/axios.ts";
-import { SECRET } from "./support/secrets.ts";
+import { requestKey, setupCache, signedStorage } from "../../src/axios/index.ts";
+import { SECRET } from "../support/secrets.ts";
 
 const A = "/users/ZHESuB0z";
 const B = "/users/M_8pITUK";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BadSignature, StoreError } from "../src/errors.ts";
-import { isBypassed, StoreGuard } from "../src/store-guard.ts";
+import { BadSignature, StoreError } from "../../src/errors.ts";
+import { isBypassed, StoreGuard } from "../../src/http/store-guard.ts";
 
 const never = () => new Promise<never>(() => {});
 const fail = async () => {

@@ -12,7 +12,7 @@
  * error threshold, reset timeout and half-open probe are its, not home-made.
  */
 import CircuitBreaker from "opossum";
-import { BadData, EntryTooLarge, StoreError } from "./errors.js";
+import { BadData, EntryTooLarge, StoreError } from "../errors.js";
 
 /** The breaker's state. */
 export type CircuitState = "closed" | "open" | "half-open";

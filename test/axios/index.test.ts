@@ -7,13 +7,13 @@ import { inspect, isDeepStrictEqual } from "node:util";
 import Axios, { type AxiosRequestConfig } from "axios";
 import Keyv, { type Deserialize } from "keyv";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { setupCache } from "../src/axios.ts";
-import { deserializeEntry, serializeEntry } from "../src/axios-entry.ts";
-import { ENVELOPE_PREFIX } from "../src/envelope.ts";
-import { BadSignature, ConfigError, StoreError } from "../src/errors.ts";
-import { type SignedStore, signedStore } from "../src/store.ts";
-import { type Origin, startOrigin } from "./support/origin.ts";
-import { OLD_SECRET, OTHER_SECRET, SECRET } from "./support/secrets.ts";
+import { deserializeEntry, serializeEntry } from "../../src/axios/entry.ts";
+import { setupCache } from "../../src/axios/index.ts";
+import { ENVELOPE_PREFIX } from "../../src/envelope.ts";
+import { BadSignature, ConfigError, StoreError } from "../../src/errors.ts";
+import { type SignedStore, signedStore } from "../../src/store.ts";
+import { type Origin, startOrigin } from "../support/origin.ts";
+import { OLD_SECRET, OTHER_SECRET, SECRET } from "../support/secrets.ts";
 
 let origin: Origin;
 beforeAll(async () => {

@@ -3,8 +3,8 @@ import { AxiosHeaders } from "axios";
 import fc from "fast-check";
 import Keyv from "keyv";
 import { afterEach, describe, expect, it } from "vitest";
-import { deserializeEntry, serializeEntry } from "../src/axios-entry.ts";
-import { BadPayload } from "../src/errors.ts";
+import { deserializeEntry, serializeEntry } from "../../src/axios/entry.ts";
+import { BadPayload } from "../../src/errors.ts";
 
 const NOT_CACHED = "~ax2x";
 const headers = { "content-type": "text/plain; charset=utf-8", "cache-control": "max-age=60" };

@@ -31,7 +31,7 @@
  */
 import type Keyv from "keyv";
 import type { Deserialize, DeserializedData } from "keyv";
-import { BadPayload } from "./errors.js";
+import { BadPayload } from "../errors.js";
 
 const FORMAT = "~ax2";
 const KIND_AT = FORMAT.length;

@@ -5,24 +5,24 @@ import {
   setupCache as setupAxiosCache,
 } from "axios-cache-interceptor";
 import type Keyv from "keyv";
-import { requestKey } from "./axios-key.js";
+import { readConfig } from "../config.js";
+import { createKeyv } from "../create-keyv.js";
+import { ConfigError } from "../errors.js";
+import type { Secret } from "../keyring.js";
+import { SignedStore, type SignedStoreOptions, type WrappableStore } from "../store.js";
+import { requestKey } from "./request-key.js";
 import {
   isKeyv,
   type SignedAxiosStorage,
   type SignedStorageOptions,
   signedStorage,
   splitOptions,
-} from "./axios-storage.js";
+} from "./storage.js";
 import {
   ChainedWaiting,
   settleFollowersOnFailure,
   settleFollowersOnForeignErrors,
-} from "./axios-waiting.js";
-import { readConfig } from "./config.js";
-import { createKeyv } from "./create-keyv.js";
-import { ConfigError } from "./errors.js";
-import type { Secret } from "./keyring.js";
-import { SignedStore, type SignedStoreOptions, type WrappableStore } from "./store.js";
+} from "./waiting.js";
 
 /**
  * Options of {@link setupCache}: every option of axios-cache-interceptor's `setupCache` except
@@ -153,9 +153,9 @@ function openKeyv(
   });
 }
 
-export { requestKey } from "./axios-key.js";
+export { requestKey } from "./request-key.js";
 export {
   type SignedAxiosStorage,
   type SignedStorageOptions,
   signedStorage,
-} from "./axios-storage.js";
+} from "./storage.js";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { LocalWrites, REMOVED } from "../src/local-writes.ts";
+import { LocalWrites, REMOVED } from "../../src/http/local-writes.ts";
 
 afterEach(() => vi.useRealTimers());
 
