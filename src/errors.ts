@@ -104,3 +104,20 @@ export class EntryTooLarge extends StoreError {
 export class InvalidKey extends SignedCacheError {
   override readonly code = "ERR_SIGNED_CACHE_INVALID_KEY";
 }
+
+/**
+ * What is safe to keep of a driver's error: its class, message and codes. Not the SQL statement
+ * or parameters some drivers attach (`sql`, `parameters`), which quote cache keys and values.
+ */
+export function driverFault(error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  const fault = new Error(error.message);
+  fault.name = error.name;
+  for (const field of ["code", "errno", "sqlState", "syscall", "address", "port"] as const) {
+    const value = (error as unknown as Record<string, unknown>)[field];
+    if (typeof value === "string" || typeof value === "number") {
+      Object.defineProperty(fault, field, { value, enumerable: true });
+    }
+  }
+  return fault;
+}

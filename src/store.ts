@@ -26,6 +26,7 @@ import {
   BadSignature,
   type BadSignatureReason,
   ConfigError,
+  driverFault,
   EntryTooLarge,
   InvalidKey,
   SignedCacheError,
@@ -800,10 +801,10 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       return await run();
     } catch (error) {
       if (error instanceof SignedCacheError) throw error;
-      // The backend's message names the fault (ECONNREFUSED, a missing table); adapters'
-      // messages carry neither secrets nor cached values, unlike their SQL, kept on `cause`.
+      // The backend's message names the fault (ECONNREFUSED, a missing table). The driver's
+      // error itself is not kept: SQL drivers attach the statement, with its keys and values.
       const reason = error instanceof Error ? error.message : String(error);
-      throw new StoreError(`store ${operation} failed: ${reason}`, { cause: error });
+      throw new StoreError(`store ${operation} failed: ${reason}`, { cause: driverFault(error) });
     }
   }
 }

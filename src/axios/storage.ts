@@ -6,7 +6,7 @@ import {
 } from "axios-cache-interceptor";
 import Keyv from "keyv";
 import { checkNamespace, DEFAULT_STORE_TIMEOUT, readMaxStale } from "../config.js";
-import { BadData, ConfigError, EntryTooLarge, StoreError } from "../errors.js";
+import { BadData, ConfigError, driverFault, EntryTooLarge, StoreError } from "../errors.js";
 import { LocalWrites, REMOVED } from "../http/local-writes.js";
 import { ReplayBounds } from "../http/replay-bounds.js";
 import {
@@ -178,7 +178,7 @@ export function signedStorage(
     const storeError =
       error instanceof StoreError
         ? error
-        : new StoreError(`store ${operation} failed: ${reason}`, { cause: error });
+        : new StoreError(`store ${operation} failed: ${reason}`, { cause: driverFault(error) });
     // Calls the guard skipped are not faults, and while the circuit is open the store's own
     // events (reconnect attempts) add nothing to the report made when it opened.
     if (isBypassed(storeError) || guard.state === "open") return storeError;

@@ -11,7 +11,7 @@ import CachePolicy from "http-cache-semantics";
 import type Keyv from "keyv";
 import { readConfig, readMaxStale } from "../config.js";
 import { type CreateKeyvOptions, createKeyv } from "../create-keyv.js";
-import { BadData, ConfigError, EntryTooLarge, StoreError } from "../errors.js";
+import { BadData, ConfigError, driverFault, EntryTooLarge, StoreError } from "../errors.js";
 import { Coalescer } from "../http/coalesce.js";
 import { identityKey, valueDigest } from "../http/request-identity.js";
 import {
@@ -231,9 +231,7 @@ export function createCachedFetch(options: CachedFetchOptions = {}): CachedFetch
         ? error
         : new StoreError(
             `store ${operation} failed: ${error instanceof Error ? error.message : String(error)}`,
-            {
-              cause: error,
-            },
+            { cause: driverFault(error) },
           );
     if (storeError instanceof EntryTooLarge) {
       tell(storeError);

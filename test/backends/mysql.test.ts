@@ -341,3 +341,24 @@ describeBackend(mariadb, "MySQL stores closing", () => {
     await next.disconnect();
   });
 });
+
+describeBackend(mariadb, "store errors and what they carry", () => {
+  it("a failed statement's error names the fault, never the key or the value it held", async () => {
+    const table = `sc_leak_${randomBytes(3).toString("hex")}`;
+    const url = `${mariadb.url}${mariadb.url.includes("?") ? "&" : "?"}table=${table}`;
+    const cache = createKeyv({ url, secret: SECRET, env: {}, strict: true });
+    await cache.set("warm", 1);
+    const admin = await mysql.createConnection(mariadb.url);
+    await admin.query(`DROP TABLE \`${table}\``);
+    await admin.end();
+    const failure = await cache
+      .set("token-KEYSECRET", "VALUESECRET")
+      .catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(StoreError);
+    const shown = inspect(failure, { depth: Number.POSITIVE_INFINITY, showHidden: true });
+    expect(shown).toMatch(/doesn't exist/);
+    expect(shown).not.toContain("KEYSECRET");
+    expect(shown).not.toContain("VALUESECRET");
+    await cache.disconnect();
+  });
+});
