@@ -609,9 +609,18 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     });
   }
 
-  /** Closes the wrapped store's connections; bounded by `storeTimeout` like every call. */
+  /**
+   * Closes the wrapped store's connections; bounded by `storeTimeout` like every call. A close
+   * that fails or times out is reported as an `error` event, not thrown.
+   */
   async disconnect(): Promise<void> {
-    await this.#call("disconnect", () => this.#adapter?.disconnect?.());
+    try {
+      await this.#call("disconnect", () => this.#adapter?.disconnect?.());
+    } catch (error) {
+      // Shutting down goes on: a close the store did not answer is reported, never thrown at
+      // the `await` in a shutdown path.
+      this.#emitError(error);
+    }
   }
 
   async *#entries(namespace: string | undefined): AsyncGenerator<[string, unknown]> {

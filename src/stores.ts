@@ -45,6 +45,19 @@ const REDIS_SCAN_COUNT = 1000;
 // A dead Redis must fail a call quickly instead of queueing it behind endless reconnects.
 const REDIS_CONNECT_TIMEOUT_MS = 2000;
 const REDIS_RECONNECT_ATTEMPTS = 2;
+/** How long a close may wait for replies before the socket is destroyed, in ms. */
+const REDIS_CLOSE_GRACE_MS = 300;
+
+/** The slice of a node-redis client a close needs. */
+interface RedisClientLike {
+  readonly isOpen?: boolean;
+  ping?: () => Promise<unknown>;
+}
+
+/** Resolves after `ms`, without holding the process open. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
 const SQL_CONNECT_TIMEOUT_MS = 5000;
 
 // Key limits, measured against live servers with keys of growing UTF-8 length (ASCII and 4-byte
@@ -327,6 +340,23 @@ function redisStore(url: string): KeyvStoreAdapter {
   adapter.clear = async () => {
     if (!adapter.namespace && adapter.noNamespaceAffectsAll) return clear();
     await redisClear(adapter);
+  };
+  // A graceful close waits for the replies to what was sent: a server that stopped answering
+  // would keep the socket, and the process, alive forever (and once closing has begun the
+  // client can no longer be destroyed). So the server is asked first, briefly; if it does not
+  // answer, the socket is destroyed instead.
+  const disconnect = (adapter.disconnect as (force?: boolean) => Promise<void>).bind(adapter);
+  adapter.disconnect = async () => {
+    const client = (adapter as unknown as { client?: RedisClientLike }).client;
+    if (client === undefined || client.isOpen !== true) return disconnect();
+    const answers = await Promise.race([
+      Promise.resolve(client.ping?.()).then(
+        () => true,
+        () => false,
+      ),
+      sleep(REDIS_CLOSE_GRACE_MS).then(() => false),
+    ]);
+    await disconnect(!answers).catch(() => {});
   };
   return finish(adapter, "KeyvRedis", url, REDIS_KEY_LIMITS);
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { backendOrSkip, findBackend } from "../support/backends.ts";
+import { startStallingServer } from "../support/redis-server.ts";
 
 const run = promisify(execFile);
 const redis = await findBackend("Redis", "REDIS_URL", "redis://127.0.0.1:6379");
@@ -27,4 +28,19 @@ describe.each([
       expect(stdout.trim()).toBe("closed");
     },
   );
+});
+
+describe("closing a store that stopped answering", () => {
+  it("still lets the process exit, and the close resolves", async () => {
+    const stall = await startStallingServer();
+    try {
+      const script = join(import.meta.dirname, "../support/close-and-exit.ts");
+      const { stdout } = await run(process.execPath, ["--import", "tsx", script, stall.url], {
+        timeout: 20_000,
+      });
+      expect(stdout.trim()).toBe("closed");
+    } finally {
+      await stall.close();
+    }
+  });
 });
