@@ -3,7 +3,6 @@ import KeyvRedis from "@keyv/redis";
 import { createClient } from "redis";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
-import { StoreError } from "../../src/errors.ts";
 import { KEY_LIMITS } from "../../src/key-limits.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
