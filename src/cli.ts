@@ -600,11 +600,19 @@ function fail(error: unknown): number {
   return EXIT_FAILURE;
 }
 
+/** How long the process may linger after its work, for output to drain, before it is ended. */
+const EXIT_GRACE_MS = 1_000;
+
 async function main(): Promise<void> {
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (error) {
     process.exitCode = fail(error);
+  } finally {
+    // The store was closed, but a driver whose server stopped answering can keep a socket
+    // open: a command must still end, with its exit code, for the scripts and cron jobs that
+    // run it. The timer does not itself keep the process alive.
+    setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
   }
 }
 

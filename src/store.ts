@@ -533,14 +533,14 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     namespace: string | undefined = this.#namespace,
     actions: AuditActions = {},
   ): AsyncGenerator<EntryAudit, void> {
-    const doomed: string[] = [];
+    const doomed: [string, unknown][] = [];
     const { purge } = actions;
     try {
       for await (const [key, raw] of this.#entries(namespace)) {
         const { report, opened } = this.#classify(key, raw, namespace);
         const deadWood = report.status === "invalid" || report.status === "expired";
         if (typeof purge === "function" ? purge(report) : purge === true && deadWood) {
-          doomed.push(key);
+          doomed.push([key, raw]);
           report.action = "deleted";
         } else if (
           opened &&
@@ -550,14 +550,37 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
         ) {
           // Fallback-signed entries move to the current secret; entries of the current secret
           // with less protection than configured (a signed → encrypted migration) are raised.
-          await this.#resignEntry(key, opened, namespace);
-          report.action = "resigned";
+          if (await this.#resignEntry(key, opened, namespace, raw)) report.action = "resigned";
         }
         yield report;
       }
     } finally {
-      await this.#deleteInBatches(doomed);
+      await this.#deleteUnchanged(doomed);
     }
+  }
+
+  /**
+   * Deletes the entries a walk doomed, but only those still holding what the walk read: an
+   * application may have written a fresh entry under the key since. (Keyv adapters offer no
+   * compare-and-delete, so this narrows that window to one round trip; it cannot close it.)
+   */
+  async #deleteUnchanged(doomed: readonly [string, unknown][]): Promise<void> {
+    for (let start = 0; start < doomed.length; start += CLEAR_BATCH) {
+      const batch = doomed.slice(start, start + CLEAR_BATCH);
+      const now = await this.#rawMany(batch.map(([key]) => key));
+      await this.#deleteInBatches(
+        batch.filter(([, raw], index) => now[index] === raw).map(([key]) => key),
+      );
+    }
+  }
+
+  /** What the wrapped store holds under each key, as stored, unverified. */
+  async #rawMany(keys: string[]): Promise<unknown[]> {
+    if (this.#map) return keys.map((key) => this.#map?.get(key));
+    const adapter = this.#adapter as KeyvStoreAdapter;
+    return this.#call("getMany", () =>
+      adapter.getMany ? adapter.getMany(keys) : Promise.all(keys.map((key) => adapter.get(key))),
+    );
   }
 
   #classify(
@@ -696,13 +719,13 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     if (opened.expiresAt !== undefined && Date.now() > opened.expiresAt) {
       return this.#discard(key, doomed);
     }
-    if (!opened.current && this.#settings.resign) return this.#resignOnRead(key, opened);
+    if (!opened.current && this.#settings.resign) return this.#resignOnRead(key, opened, raw);
     return opened.value;
   }
 
-  async #resignOnRead(key: string, opened: OpenedEnvelope): Promise<unknown> {
+  async #resignOnRead(key: string, opened: OpenedEnvelope, raw: unknown): Promise<unknown> {
     try {
-      await this.#resignEntry(key, opened, this.#namespace);
+      await this.#resignEntry(key, opened, this.#namespace, raw);
     } catch (error) {
       this.#emitError(error);
     }
@@ -712,13 +735,20 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   /**
    * Rewrites a verified entry under the current secret. It keeps its purpose and its signed
    * expiry (re-signing never extends a life), and its protection: an encrypted entry stays
-   * encrypted, a stronger digest is not traded for a weaker one.
+   * encrypted, a stronger digest is not traded for a weaker one. Only an entry still holding
+   * what was read (`raw`) is rewritten: a fresher value written meanwhile is never replaced by
+   * the old one (the window left is one round trip; Keyv adapters have no compare-and-set).
+   *
+   * @returns Whether the entry was rewritten.
    */
   async #resignEntry(
     key: string,
     opened: OpenedEnvelope,
     namespace: string | undefined,
-  ): Promise<void> {
+    raw: unknown,
+  ): Promise<boolean> {
+    const [now] = await this.#rawMany([key]);
+    if (now !== raw) return false;
     const { expiresAt } = opened;
     const ttl = expiresAt === undefined ? undefined : Math.max(1, expiresAt - Date.now());
     const envelope = this.#seal(key, opened.value, expiresAt, {
@@ -728,6 +758,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       ...protectionAtLeast(opened, this.#settings),
     });
     await this.#call("set", () => this.#write(key, envelope, ttl));
+    return true;
   }
 
   #sealOptions(): SealOptions {

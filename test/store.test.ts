@@ -631,3 +631,51 @@ describe("iterating through any Keyv", () => {
     ]);
   });
 });
+
+describe("maintenance racing live writers", () => {
+  /** An adapter over a Map whose walk reads each entry just before the application rewrites it. */
+  function racingAdapter(map: Map<string, unknown>, fresh: (key: string) => unknown) {
+    return {
+      opts: { url: "test://racing" },
+      namespace: undefined as string | undefined,
+      get: async (key: string) => map.get(key),
+      set: async (key: string, value: unknown) => void map.set(key, value),
+      delete: async (key: string) => map.delete(key),
+      clear: async () => map.clear(),
+      async *iterator() {
+        for (const [key, raw] of [...map]) {
+          map.set(key, fresh(key)); // the application's write lands after the walk's read
+          yield [key, raw];
+        }
+      },
+    } as unknown as KeyvStoreAdapter;
+  }
+
+  it("resign never writes an old value over a fresher one, and purge never deletes it", async () => {
+    const map = new Map<string, unknown>();
+    const old = new Keyv({ store: signedStore(map, OLD_SECRET), namespace: "n" });
+    await old.set("role", "admin");
+    map.set("n:junk", "not an envelope");
+    const freshRole = await (async () => {
+      const scratch = new Map<string, unknown>();
+      const keyv = new Keyv({ store: signedStore(scratch, SECRET), namespace: "n" });
+      await keyv.set("role", "user");
+      return scratch.get("n:role");
+    })();
+    const store = signedStore(
+      racingAdapter(map, (key) => (key === "n:role" ? freshRole : "fresh junk")),
+      SECRET,
+      {
+        fallbacks: [OLD_SECRET],
+      },
+    );
+    store.namespace = "n";
+    const actions = [];
+    for await (const entry of store.audit("n", { resign: true, purge: true }))
+      actions.push(entry.action);
+    expect(map.get("n:role")).toBe(freshRole);
+    expect(map.get("n:junk")).toBe("fresh junk");
+    // The junk entry was chosen for deletion; its rewrite since is kept all the same.
+    expect(actions).toEqual([undefined, "deleted"]);
+  });
+});
