@@ -13,7 +13,7 @@ import {
   type CircuitCounts,
   type CircuitState,
   isBypassed,
-  StoreGuard,
+  reportingGuard,
 } from "../http/store-guard.js";
 import { Keyring, type Secret } from "../keyring.js";
 import {
@@ -152,24 +152,11 @@ export function signedStorage(
       // A throwing error callback must not turn a cache fault into a failed request.
     }
   };
-  const guard = new StoreGuard({
+  const guard = reportingGuard({
     budgetMs: requestBudget(keyv, options),
     coolDownMs: options.circuitCoolDown ?? 5_000,
-    onStateChange: (state, counts) => {
-      // One report per change of state, with the counts, rather than one per failing call.
-      if (state === "open") {
-        tell(
-          new StoreError(
-            `store failing: ${counts.faults} of ${counts.calls} calls in the last 10 s; requests bypass it until a probe succeeds`,
-          ),
-        );
-      }
-      try {
-        options.onCircuit?.(state, counts);
-      } catch {
-        // As above: a callback must not fail a request.
-      }
-    },
+    tell,
+    onCircuit: options.onCircuit,
   });
   // Closing the storage's Keyv (how users close the store) also stops the breaker's timers.
   keyv.on("disconnect", () => guard.shutdown());

@@ -18,7 +18,7 @@ import {
   type CircuitCounts,
   type CircuitState,
   isBypassed,
-  StoreGuard,
+  reportingGuard,
 } from "../http/store-guard.js";
 import type { SignedStore } from "../store.js";
 import {
@@ -205,23 +205,11 @@ export function createCachedFetch(options: CachedFetchOptions = {}): CachedFetch
       // A throwing callback must not turn a cache fault into a failed request.
     }
   };
-  const guard = new StoreGuard({
+  const guard = reportingGuard({
     budgetMs: timeout === 0 ? Number.POSITIVE_INFINITY : timeout,
     coolDownMs: coolDown,
-    onStateChange: (state, counts) => {
-      if (state === "open") {
-        tell(
-          new StoreError(
-            `store failing: ${counts.faults} of ${counts.calls} calls in the last 10 s; requests bypass it until a probe succeeds`,
-          ),
-        );
-      }
-      try {
-        onCircuit?.(state, counts);
-      } catch {
-        // As above.
-      }
-    },
+    tell,
+    onCircuit,
   });
   const reported = new WeakSet<object>();
   let inStreak = false;

@@ -165,3 +165,35 @@ async function withDeadline<T>(
     clearTimeout(timer);
   }
 }
+
+/**
+ * A {@link StoreGuard} that reports the way every HTTP client here does: the circuit opening
+ * once, with its counts, through `tell` (an `onError`), and every change of state through
+ * `onCircuit`. Callbacks that throw are ignored: a report must never fail a request.
+ */
+export function reportingGuard(options: {
+  readonly budgetMs: number;
+  readonly coolDownMs: number;
+  readonly tell: (error: StoreError) => void;
+  readonly onCircuit?: ((state: CircuitState, counts: CircuitCounts) => void) | undefined;
+}): StoreGuard {
+  return new StoreGuard({
+    budgetMs: options.budgetMs,
+    coolDownMs: options.coolDownMs,
+    onStateChange: (state, counts) => {
+      // One report per change of state, with the counts, rather than one per failing call.
+      if (state === "open") {
+        options.tell(
+          new StoreError(
+            `store failing: ${counts.faults} of ${counts.calls} calls in the last 10 s; requests bypass it until a probe succeeds`,
+          ),
+        );
+      }
+      try {
+        options.onCircuit?.(state, counts);
+      } catch {
+        // A callback must not fail a request.
+      }
+    },
+  });
+}
