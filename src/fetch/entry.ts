@@ -8,16 +8,24 @@
  * - a **variant index** under a URL's key, when the response varies (`Vary`): the request
  *   header names it varies on and a generation, from which each variant's own key is derived.
  *
- * Layout: `~fe1` `<head>` `\n` `<body>` — `head` is Keyv's `{ value, expires }` as JSON without
- * the body (JSON never holds a raw newline), `body` the response bytes in base64 (empty for a
- * variant index). Keyv's default serializer is not used: it would write the bytes as a JSON
+ * Layout: `~fe2` `<kind>` `<head>` `\n` `<body>` — `head` is Keyv's `{ value, expires }` as JSON
+ * without the body (JSON never holds a raw newline); `kind` `t` when the body bytes are UTF-8
+ * text that encodes back to the same bytes and holds no NUL (some SQL text columns refuse it):
+ * the body is that text, stored as is, so a text hit costs no decoding pass and the stored entry
+ * (and the MAC over it) is no larger than the body; `b` otherwise: the bytes in base64 (empty for
+ * a variant index). Keyv's default serializer is not used: it would write the bytes as a JSON
  * array or a tagged string inside the JSON, and revive every header object node by node.
  */
 import type Keyv from "keyv";
 import type { Deserialize, DeserializedData } from "keyv";
 import { BadPayload } from "../errors.js";
 
-const FORMAT = "~fe1";
+const FORMAT = "~fe2";
+const TEXT = "t";
+const BYTES = "b";
+// Fatal: bytes that are not UTF-8 must not be stored as text (a replacement character would
+// stand in for them). ignoreBOM: a leading BOM is body, not something to strip.
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A cached response. */
 export interface ResponseEntry {
@@ -61,9 +69,12 @@ export function serializeEntry(data: Data): string {
   if (value.kind === "response") {
     const { body, ...rest } = value;
     const head = JSON.stringify({ value: rest, expires: data.expires ?? null });
-    return `${FORMAT}${head}\n${Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("base64")}`;
+    const text = asText(body);
+    if (text !== undefined) return `${FORMAT}${TEXT}${head}\n${text}`;
+    const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    return `${FORMAT}${BYTES}${head}\n${bytes.toString("base64")}`;
   }
-  return `${FORMAT}${JSON.stringify({ value, expires: data.expires ?? null })}\n`;
+  return `${FORMAT}${BYTES}${JSON.stringify({ value, expires: data.expires ?? null })}\n`;
 }
 
 /**
@@ -74,12 +85,13 @@ export function serializeEntry(data: Data): string {
  */
 export function deserializeEntry(stored: string): Data {
   const newline = stored.indexOf("\n");
-  if (!stored.startsWith(FORMAT) || newline === -1) {
+  const kind = stored[FORMAT.length];
+  if (!stored.startsWith(FORMAT) || newline === -1 || (kind !== TEXT && kind !== BYTES)) {
     throw new BadPayload("cached fetch entry is malformed");
   }
   let head: unknown;
   try {
-    head = JSON.parse(stored.slice(FORMAT.length, newline));
+    head = JSON.parse(stored.slice(FORMAT.length + 1, newline));
   } catch {
     // No cause: a parser's message quotes the text it choked on, which is cached data.
     throw new BadPayload("cached fetch entry could not be decoded");
@@ -111,8 +123,18 @@ export function deserializeEntry(stored: string): Data {
   ) {
     throw new BadPayload("cached fetch response is malformed");
   }
-  const bytes = Buffer.from(body, "base64");
+  const bytes = kind === TEXT ? Buffer.from(body, "utf8") : Buffer.from(body, "base64");
   return { value: { ...value, body: bytes }, expires: expires ?? undefined } as Data;
+}
+
+/** The body as text when it is UTF-8 that encodes back to the same bytes and has no NUL. */
+function asText(body: Uint8Array): string | undefined {
+  if (body.includes(0)) return undefined;
+  try {
+    return UTF8.decode(body);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Makes `keyv` read and write fetch entries. Only for the Keyv the fetch cache owns. */
