@@ -1,9 +1,13 @@
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import ky1 from "ky";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadSignature } from "../../src/errors.ts";
 import { withCache } from "../../src/ky/index.ts";
+import { backendOrSkip, findBackend } from "../support/backends.ts";
 import { SECRET } from "../support/secrets.ts";
 
 // ky 2 needs Node 22; on Node 20 only ky 1 runs (CI runs both across its Node matrix).
@@ -13,6 +17,18 @@ const versions: [string, typeof ky1, "prefixUrl" | "prefix"][] = [["ky 1", ky1, 
 if (nodeMajor >= 22) {
   versions.push(["ky 2", (await import("ky2")).default as unknown as typeof ky1, "prefix"]);
 }
+
+const redis = await findBackend("Redis", "REDIS_URL", "redis://127.0.0.1:6379");
+const dir = mkdtempSync(join(tmpdir(), "sc_ky-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+/** Where the cache lives: a Map, a SQLite file and Redis (skipped loudly when down, failing in CI). */
+const stores: { label: string; where: () => { store?: Map<string, unknown>; url?: string } }[] = [
+  { label: "a Map", where: () => ({ store: new Map() }) },
+  { label: "SQLite", where: () => ({ url: `sqlite://${join(dir, "ky.sqlite")}` }) },
+  ...(backendOrSkip(redis, "withCache(ky) on Redis")
+    ? [{ label: "Redis", where: () => ({ url: redis.url }) }]
+    : []),
+];
 
 let server: Server;
 let base: string;
@@ -45,33 +61,37 @@ describe.each(cases)("withCache on $name", ({ name, ky, prefixOption }) => {
   const unique = (path: string) =>
     `${path}-${name.replace(" ", "")}-${Math.random().toString(36).slice(2)}`;
 
-  it("caches through the instance, keeping its prefixUrl and hooks", async () => {
-    const seen: string[] = [];
-    const api = withCache(
-      ky.create({
-        ...at(),
-        hooks: {
-          beforeRequest: [() => void seen.push("before")],
-          // ky 1 passes (request, options, response); ky 2 one state object.
-          afterResponse: [
-            (...args: unknown[]) => {
-              const response = (args[2] ??
-                (args[0] as { response: Response }).response) as Response;
-              seen.push(`after ${response.headers.get("x-signed-cache")}`);
-            },
-          ],
-        },
-      }),
-      SECRET,
-      { store: new Map() },
-    );
-    const path = unique("/json");
-    expect(await api.get(path.slice(1)).json()).toEqual({ path });
-    expect(await api.get(path.slice(1)).json()).toEqual({ path });
-    expect(hits.get(path)).toBe(1);
-    expect(seen).toEqual(["before", "after miss", "before", "after hit"]);
-    await api.cache.close();
-  });
+  it.each(stores)(
+    "caches through the instance on $label, keeping its prefix and hooks",
+    async ({ where }) => {
+      const seen: string[] = [];
+      const api = withCache(
+        ky.create({
+          ...at(),
+          hooks: {
+            beforeRequest: [() => void seen.push("before")],
+            // ky 1 passes (request, options, response); ky 2 one state object.
+            afterResponse: [
+              (...args: unknown[]) => {
+                const response = (args[2] ??
+                  (args[0] as { response: Response }).response) as Response;
+                seen.push(`after ${response.headers.get("x-signed-cache")}`);
+              },
+            ],
+          },
+        }),
+        SECRET,
+        { ...where(), namespace: `ky_${process.pid}_${Math.random().toString(36).slice(2)}` },
+      );
+      const path = unique("/json");
+      expect(await api.get(path.slice(1)).json()).toEqual({ path });
+      expect(await api.get(path.slice(1)).json()).toEqual({ path });
+      expect(hits.get(path)).toBe(1);
+      expect(seen).toEqual(["before", "after miss", "before", "after hit"]);
+      await api.cache.keyv.clear();
+      await api.cache.close();
+    },
+  );
 
   it("still retries a failed request, and caches the answer that came", async () => {
     const api = withCache(ky.create({ ...at(), retry: { limit: 2, delay: () => 10 } }), SECRET, {
