@@ -20,7 +20,7 @@ import {
   signedStore,
   type WrappableStore,
 } from "./store.js";
-import { storeFromUrl } from "./stores.js";
+import { sqlTableExists, storeFromUrl } from "./stores.js";
 
 /** Totals of one walk over a store; `verify --json` prints exactly these fields. */
 interface AuditSummary {
@@ -100,7 +100,7 @@ async function openTarget(flags: StoreFlags): Promise<Target> {
   }
   if (flags.namespace !== undefined) checkNamespace(flags.namespace, "--namespace");
   const url = flags.url ?? config.url;
-  requireExistingStore(url);
+  await requireExistingStore(url);
   const namespace = flags.namespace ?? config.namespace ?? KEYV_DEFAULT_NAMESPACE;
   const backend = storeFromUrl(url);
   try {
@@ -122,13 +122,20 @@ async function openTarget(flags: StoreFlags): Promise<Target> {
 }
 
 /**
- * Refuses a `sqlite://` URL whose file does not exist. Opening it would create an empty store,
- * and a walk over that would report a clean store: the usual cause is a relative path (or the
- * default `http_cache.sqlite`) read from another working directory.
+ * Refuses a `sqlite://` URL whose file does not exist, and a SQL URL whose table does not.
+ * Opening either would create an empty store, and a walk over that would report a clean store:
+ * the usual causes are a relative path read from another working directory, or a misspelt
+ * `?table=`.
  *
- * @throws {ConfigError} When the file is missing.
+ * @throws {ConfigError} When the file or table is missing.
  */
-function requireExistingStore(url: string): void {
+async function requireExistingStore(url: string): Promise<void> {
+  // A SQL table is looked up without the adapter, which would create it on first use.
+  if ((await sqlTableExists(url)) === false) {
+    throw new ConfigError(
+      "no such table in that database; nothing was created. Check the URL's ?table= (default keyv)",
+    );
+  }
   if (!/^sqlite:\/\//i.test(url)) return;
   // As storeFromUrl reads it: the path up to any `?table=`, relative to the working directory.
   const location = url.slice("sqlite://".length).split("?")[0] ?? "";

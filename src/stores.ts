@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { type InspectOptions, inspect } from "node:util";
 import type { KeyvStoreAdapter } from "keyv";
-import { ConfigError } from "./errors.js";
+import { ConfigError, driverFault, StoreError } from "./errors.js";
 import { KEY_LIMITS, type KeyLimits } from "./key-limits.js";
 import type { WrappableStore } from "./store.js";
 
@@ -878,4 +878,73 @@ function checkParses(url: string): void {
     // No cause attached: URL's error carries the input, and the input may carry a password.
     throw new ConfigError(`store URL is malformed (${schemeOf(url)}//…)`);
   }
+}
+
+/**
+ * Whether the table a SQL store URL names exists, asked without creating it: the adapters create
+ * their table (and fix its columns) on first use, which a read-only command must never do.
+ * `undefined` for URLs that are not SQL tables (SQLite files are checked as files).
+ *
+ * @throws {StoreError} When the server cannot be asked.
+ */
+export async function sqlTableExists(url: string): Promise<boolean | undefined> {
+  const scheme = schemeOf(url);
+  if (scheme === "postgres:" || scheme === "postgresql:") {
+    const [bare, params] = takeParams(url, ["table", "schema"]);
+    const { Client } = loadBeside<{ Client: new (config: object) => PgClient }>(
+      "@keyv/postgres",
+      "pg",
+    );
+    const client = new Client({
+      connectionString: bare,
+      connectionTimeoutMillis: SQL_CONNECT_TIMEOUT_MS,
+    });
+    try {
+      await client.connect();
+      const { rows } = await client.query("SELECT to_regclass($1) IS NOT NULL AS found", [
+        `"${params.schema ?? "public"}"."${params.table ?? "keyv"}"`,
+      ]);
+      return (rows[0] as { found?: boolean } | undefined)?.found === true;
+    } catch (error) {
+      throw new StoreError(`store check failed: ${(error as Error).message}`, {
+        cause: driverFault(error),
+      });
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+  if (scheme === "mysql:") {
+    const [bare, params] = takeParams(url, ["table"]);
+    const mysql = loadBeside<{ createConnection: (uri: string) => Promise<MysqlConnection> }>(
+      "@keyv/mysql",
+      "mysql2/promise",
+    );
+    let connection: MysqlConnection | undefined;
+    try {
+      connection = await mysql.createConnection(bare);
+      const [rows] = await connection.query(
+        "SELECT COUNT(*) AS found FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+        [params.table ?? "keyv"],
+      );
+      return Number((rows as { found?: number }[])[0]?.found ?? 0) > 0;
+    } catch (error) {
+      throw new StoreError(`store check failed: ${(error as Error).message}`, {
+        cause: driverFault(error),
+      });
+    } finally {
+      await connection?.end().catch(() => {});
+    }
+  }
+  return undefined;
+}
+
+interface PgClient {
+  connect(): Promise<void>;
+  query(sql: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  end(): Promise<void>;
+}
+
+interface MysqlConnection {
+  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  end(): Promise<void>;
 }
