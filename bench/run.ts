@@ -433,19 +433,32 @@ function printWalks(rows: readonly WalkRow[]): void {
     String(row.entries),
     row.iterateMs === undefined ? "–" : row.iterateMs.toFixed(0),
     perEntry(row.iterateMs, row.entries),
+    row.verifyMs === undefined ? "–" : row.verifyMs.toFixed(0),
+    perEntry(row.verifyMs, row.entries),
     row.clearMs === undefined ? "–" : row.clearMs.toFixed(0),
     perEntry(row.clearMs, row.entries),
     row.error === undefined ? pc.green("ok") : pc.red(row.error),
   ]);
   printTable(
-    ["backend", "entries", "listing", "µs/entry", "clear()", "µs/entry", "result"],
+    [
+      "backend",
+      "entries",
+      "listing",
+      "µs/entry",
+      "verify",
+      "µs/entry",
+      "clear()",
+      "µs/entry",
+      "result",
+    ],
     table,
     1,
   );
   console.log(
     pc.dim(
-      "listing = adapter.iterator(namespace) to the end; clear() = signedStore(adapter).clear() over the\n" +
-        "namespace (lists it, then deletes in batches). A linear walk keeps µs/entry flat as entries grow.",
+      "listing = adapter.iterator(namespace) to the end; verify = signedStore(adapter).audit(namespace), every\n" +
+        "entry a genuine envelope verified (what signed-cache verify does); clear() = signedStore(adapter).clear()\n" +
+        "over the namespace (lists it, then deletes in batches). A linear walk keeps µs/entry flat as entries grow.",
     ),
   );
 }

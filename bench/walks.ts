@@ -14,7 +14,10 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { KeyvStoreAdapter } from "keyv";
 import { format } from "mysql2";
-import { generateSecret, signedStore, storeFromUrl } from "../src/index.ts";
+import { DEFAULT_MAC_ALGORITHM } from "../src/algorithms.ts";
+import { DEFAULT_PURPOSE, sealEnvelope } from "../src/envelope.ts";
+import { generateSecret, type SignedStore, signedStore, storeFromUrl } from "../src/index.ts";
+import { Keyring } from "../src/keyring.ts";
 import { reachable, SERVERS } from "./stores.ts";
 
 /** Entries per namespace walked: the full run and --quick. */
@@ -29,6 +32,8 @@ export interface WalkRow {
   readonly fillMs: number;
   /** Listing the namespace through the adapter, every key once. */
   readonly iterateMs?: number;
+  /** `signedStore(adapter).audit(namespace)` to the end: what `signed-cache verify` does. */
+  readonly verifyMs?: number;
   /** `signedStore(adapter).clear()` over the namespace. */
   readonly clearMs?: number;
   /** Keys the listing yielded (must equal `entries`). */
@@ -110,7 +115,7 @@ export async function benchWalks(
         });
         rows.push(row);
         progress(
-          `walks: ${backend.name} ${entries} entries: ${row.error ?? `iterate ${row.iterateMs?.toFixed(0)} ms, clear ${row.clearMs?.toFixed(0)} ms`}`,
+          `walks: ${backend.name} ${entries} entries: ${row.error ?? `iterate ${row.iterateMs?.toFixed(0)} ms, verify ${row.verifyMs?.toFixed(0)} ms, clear ${row.clearMs?.toFixed(0)} ms`}`,
         );
       }
     } finally {
@@ -139,19 +144,32 @@ async function walkOnce(
   const adapter = mine.backend as SqlAdapter;
   let started = performance.now();
   await fill(neighbour.backend as SqlAdapter, `${namespace}x`, NEIGHBOURS);
-  await fill(adapter, namespace, entries);
+  // Genuine envelopes, each bound to its key, so that verifying them does the full work.
+  const keyring = new Keyring(secret);
+  const seal = (key: string) =>
+    sealEnvelope(keyring, key, VALUE, undefined, {
+      namespace,
+      purpose: DEFAULT_PURPOSE,
+      algorithm: DEFAULT_MAC_ALGORITHM,
+      encrypt: false,
+    });
+  await fill(adapter, namespace, entries, seal);
   const fillMs = performance.now() - started;
   try {
     started = performance.now();
     const listed = await withTimeout(countKeys(adapter, namespace), timeoutMs, "listing");
     const iterateMs = performance.now() - started;
     started = performance.now();
+    const valid = await withTimeout(countValid(mine, namespace), timeoutMs, "verify");
+    const verifyMs = performance.now() - started;
+    if (valid !== entries) throw new Error(`verify found ${valid} valid entries of ${entries}`);
+    started = performance.now();
     await withTimeout(mine.clear(), timeoutMs, "clear");
     const clearMs = performance.now() - started;
     const left = await countKeys(adapter, namespace);
     if (left !== 0) throw new Error(`clear() left ${left} of ${entries} entries`);
     if (listed !== entries) throw new Error(`listed ${listed} keys of ${entries}`);
-    return { backend, entries, fillMs, iterateMs, clearMs, listed };
+    return { backend, entries, fillMs, iterateMs, verifyMs, clearMs, listed };
   } catch (error) {
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     return { backend, entries, fillMs, error: message.slice(0, 200) };
@@ -159,6 +177,13 @@ async function walkOnce(
     // Whatever the walk did, leave nothing behind: the neighbours, and a namespace not cleared.
     for (const store of stores) await store.clear().catch(() => {});
   }
+}
+
+/** Entries an audit of `namespace` finds valid: the walk `signed-cache verify` makes. */
+async function countValid(store: SignedStore, namespace: string): Promise<number> {
+  let valid = 0;
+  for await (const entry of store.audit(namespace)) if (entry.status === "valid") valid++;
+  return valid;
 }
 
 /** Keys the adapter lists for `namespace`; throws on a key listed twice. */
@@ -181,7 +206,7 @@ export async function fill(
   adapter: SqlAdapter,
   namespace: string,
   count: number,
-  value = VALUE,
+  value: string | ((key: string) => string) = VALUE,
 ): Promise<void> {
   // @keyv/redis prefixes its own namespace, as it does under Keyv.
   adapter.namespace = namespace;
@@ -190,7 +215,8 @@ export async function fill(
   for (let start = 0; start < count; start += FILL_BATCH) {
     const batch: { key: string; value: string }[] = [];
     for (let i = start; i < Math.min(count, start + FILL_BATCH); i++) {
-      batch.push({ key: `${namespace}:k${String(i).padStart(7, "0")}`, value });
+      const key = `${namespace}:k${String(i).padStart(7, "0")}`;
+      batch.push({ key, value: typeof value === "string" ? value : value(key) });
     }
     if (dialect === "sqlite") {
       await adapter.query?.(
