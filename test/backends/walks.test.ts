@@ -274,8 +274,10 @@ for (const { backend, url, cleanup } of targets) {
       const spans = marks.slice(1).map((mark, index) => mark - (marks[index] ?? mark));
       const early = median(spans.slice(2, 9));
       const late = median(spans.slice(-7));
-      expect(late).toBeLessThan(4 * early + 3);
-      expect(early).toBeLessThan(4 * late + 3);
+      // Generous bounds, for a shared machine: a quadratic walk is tens of times slower at the
+      // end of 40 000 keys than at the start, far beyond them.
+      expect(late).toBeLessThan(10 * early + 25);
+      expect(early).toBeLessThan(10 * late + 25);
       // Where the statements can be seen: each page is an index range read in key order, never
       // a scan of the table (SQLite's LIKE ignores case, so it cannot use the key index).
       await pages.expectIndexRanges();
