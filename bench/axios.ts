@@ -52,7 +52,7 @@ export async function startServer(): Promise<{ server: Server; base: string }> {
 }
 
 /** The storage axios-cache-interceptor's documentation builds over a Keyv: no signing. */
-function keyvStorage(keyv: Keyv): AxiosStorage {
+export function keyvStorage(keyv: Keyv): AxiosStorage {
   return buildStorage({
     find: (key) => keyv.get(key),
     set: async (key, value) => {

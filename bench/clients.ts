@@ -5,14 +5,14 @@
  * reference. Text bodies; each client has its own namespace in the same store.
  */
 import Axios from "axios";
-import { type AxiosStorage, buildStorage, setupCache as setupPlain } from "axios-cache-interceptor";
+import { setupCache as setupPlain } from "axios-cache-interceptor";
 import Keyv from "keyv";
 import ky from "ky";
 import { setupCache } from "../src/axios/index.ts";
 import { CACHE_STATUS_HEADER, createCachedFetch } from "../src/fetch/index.ts";
 import { generateSecret, storeFromUrl } from "../src/index.ts";
 import { withCache } from "../src/ky/index.ts";
-import { startServer } from "./axios.ts";
+import { keyvStorage, startServer } from "./axios.ts";
 import { sizeLabel } from "./payload.ts";
 import { interleave, median, type RoundTimes, type TimingPlan } from "./timing.ts";
 
@@ -30,19 +30,6 @@ export interface ClientRow {
   /** Medians of this process's CPU time. */
   readonly cpu: Readonly<Record<ClientArm, number>>;
   readonly rounds: number;
-}
-
-/** As in bench/axios.ts: the storage axios-cache-interceptor's documentation builds over a Keyv. */
-function keyvStorage(keyv: Keyv): AxiosStorage {
-  return buildStorage({
-    find: (key) => keyv.get(key),
-    set: async (key, value) => {
-      await keyv.set(key, value);
-    },
-    remove: async (key) => {
-      await keyv.delete(key);
-    },
-  });
 }
 
 /** Text cache hits through every client, interleaved, for one store URL at every size. */
