@@ -20,6 +20,7 @@ import {
   type CacheRequestConfig,
   type KeyGenerator,
 } from "axios-cache-interceptor";
+import { token } from "../http/request-identity.js";
 
 /** A request with more values than this is not keyed by content: see {@link requestKey}. */
 const MAX_VALUES = 1_000_000;
@@ -264,11 +265,6 @@ function primitive(value: unknown): string {
     default:
       return "n";
   }
-}
-
-/** A tag, then `text` prefixed by its length, so that where it ends is never in doubt. */
-function token(tag: string, text: string): string {
-  return `${tag}${text.length}:${text}`;
 }
 
 /** `new String("x")`, `Object(1n)`…: the wrapped primitive is what counts. */

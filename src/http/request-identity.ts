@@ -38,6 +38,6 @@ export function valueDigest(value: string): string {
 }
 
 /** A tag, then `text` prefixed by its length, so that where it ends is never in doubt. */
-function token(tag: string, text: string): string {
+export function token(tag: string, text: string): string {
   return `${tag}${text.length}:${text}`;
 }
