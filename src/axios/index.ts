@@ -12,6 +12,7 @@ import type { Secret } from "../keyring.js";
 import { SignedStore, type SignedStoreOptions, type WrappableStore } from "../store.js";
 import { requestKey } from "./request-key.js";
 import {
+  AXIOS_PURPOSE,
   isKeyv,
   type SignedAxiosStorage,
   type SignedStorageOptions,
@@ -145,10 +146,13 @@ function openKeyv(
   signing: SignedStoreOptions,
   namespace: string | undefined,
 ): Keyv {
+  // Signed for the axios purpose from the start: signedStorage then uses this store as it is
+  // instead of wrapping its backend a second time.
   return createKeyv({
     ...(typeof store === "string" ? { url: store } : store === undefined ? {} : { store }),
     secret,
     ...signing,
+    purpose: AXIOS_PURPOSE,
     ...(namespace === undefined ? {} : { namespace }),
   });
 }

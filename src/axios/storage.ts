@@ -38,7 +38,7 @@ const REPLAY_UNTIL = "replayUntil";
  */
 const TOO_LARGE_GRACE_MS = 1_000;
 /** The purpose bound into every axios entry: no other kind of entry verifies as one. */
-const AXIOS_PURPOSE = "axios";
+export const AXIOS_PURPOSE = "axios";
 const SIGNING_OPTIONS = [
   "fallbacks",
   "strict",
