@@ -120,7 +120,13 @@ export interface EntryAudit {
   action?: "resigned" | "deleted";
 }
 
-type SetEntry = { key: string; value: unknown; ttl?: number };
+/** An entry of `setMany`: Keyv 5 gives a ttl, Keyv 6 an absolute `expires`. */
+type SetEntry = { key: string; value: unknown; ttl?: number; expires?: number };
+
+/** A sealed entry ready to write, under its stored key. */
+type Sealed = { key: string; value: string; ttl: number | undefined };
+
+const EXPIRED: unique symbol = Symbol("expired");
 
 /** A store's settings once checked, shared by the stores {@link SignedStore.withPurpose} makes. */
 interface Settings {
@@ -155,6 +161,15 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   readonly #limits: KeyLimits | undefined;
   #safeOpts: Record<string, unknown> | undefined;
   #namespace: string | undefined;
+  /**
+   * How callers address entries. `prefixed` (Keyv 5, and direct use): keys arrive as stored,
+   * `namespace:` prefix included, with a relative ttl. `bare` (Keyv 6, once it adopts the store
+   * through {@link SignedStore.capabilities}): keys arrive without the namespace, with an absolute
+   * `expires`.
+   */
+  #callers: "prefixed" | "bare" = "prefixed";
+  /** Whether the wrapped adapter speaks Keyv 6's contract: its own namespace, absolute `expires`. */
+  readonly #adapterTakesExpires: boolean;
 
   /**
    * @param secret - The current secret, or a {@link Keyring} holding it and the fallbacks (then
@@ -180,6 +195,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       throw new ConfigError("store must be a Keyv store adapter (get/set/delete/clear) or a Map");
     }
     this.#backend = store;
+    this.#adapterTakesExpires = takesExpires(this.#adapter);
     this.#settings = checkOptions(options);
     const limits = (store as { [KEY_LIMITS]?: KeyLimits })[KEY_LIMITS];
     this.#limits = store instanceof Map ? undefined : limits;
@@ -246,6 +262,17 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   get opts(): Record<string, unknown> {
     this.#safeOpts ??= keyvFacingOpts(this.#adapter, this.#map !== undefined);
     return this.#safeOpts;
+  }
+
+  /**
+   * Keyv 6's storage contract: every method, and an absolute `expires` on writes. Keyv 6 reads
+   * this when it adopts the store and then hands it keys without their namespace; from that
+   * read on, this store speaks that contract (Keyv 5 never reads it). Either way an entry is
+   * bound to the same `namespace:key`, so what one major wrote the other reads.
+   */
+  get capabilities(): StorageCapabilities {
+    this.#callers = "bare";
+    return STORAGE_CAPABILITIES;
   }
 
   /** The namespace Keyv set; it is bound into every MAC and forwarded to the wrapped adapter. */
@@ -328,39 +355,40 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   // biome-ignore lint/suspicious/noExplicitAny: the Keyv adapter interface returns any stored data.
   async get<Value>(key: string): Promise<any> {
+    const stored = this.#storedKey(key);
     // A key the backend cannot hold was never written: asking the backend would read its alias.
-    if (this.#keyProblem(key) !== undefined) return undefined;
+    if (stored === undefined) return undefined;
     // A Map answers synchronously and cannot fail: no timeout or fault handling to pay for.
     const raw = this.#map
-      ? this.#map.get(key)
-      : await this.#fetch("get", () => (this.#adapter as KeyvStoreAdapter).get(key));
-    let result = this.#read(key, raw);
+      ? this.#map.get(stored)
+      : await this.#fetch("get", () =>
+          (this.#adapter as KeyvStoreAdapter).get(this.#backendKey(stored)),
+        );
+    let result = this.#read(stored, raw);
     if (result instanceof Promise) result = await result;
     return result === MISS ? undefined : (result as Value);
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: the Keyv adapter interface returns any stored data.
   async getMany<Value>(keys: string[]): Promise<any[]> {
-    const storable = keys.filter((key) => this.#keyProblem(key) === undefined);
-    const raws = await this.#fetch("getMany", () => {
-      if (this.#map) return storable.map((key) => this.#map?.get(key));
-      const adapter = this.#adapter as KeyvStoreAdapter;
-      return adapter.getMany
-        ? adapter.getMany(storable)
-        : Promise.all(storable.map((key) => adapter.get(key)));
-    });
+    const storedKeys = keys.map((key) => this.#storedKey(key));
+    const storable = storedKeys.filter((key) => key !== undefined);
+    const raws = await this.#fetch("getMany", () => this.#rawManyNow(storable));
     const byKey = new Map(storable.map((key, index) => [key, raws[index]]));
-    const results = await Promise.all(keys.map((key) => this.#read(key, byKey.get(key))));
+    const results = await Promise.all(
+      storedKeys.map((key) => (key === undefined ? MISS : this.#read(key, byKey.get(key)))),
+    );
     return results.map((result) => (result === MISS ? undefined : (result as Value)));
   }
 
   /** Whether a valid, unexpired entry exists; a tampered entry is not "present". */
   async has(key: string): Promise<boolean> {
-    if (this.#keyProblem(key) !== undefined) return false;
+    const stored = this.#storedKey(key);
+    if (stored === undefined) return false;
     const raw = await this.#fetch("has", () =>
-      this.#map ? this.#map.get(key) : this.#adapter?.get(key),
+      this.#map ? this.#map.get(stored) : this.#adapter?.get(this.#backendKey(stored)),
     );
-    return (await this.#read(key, raw)) !== MISS;
+    return (await this.#read(stored, raw)) !== MISS;
   }
 
   async hasMany(keys: string[]): Promise<boolean[]> {
@@ -368,50 +396,124 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   /**
-   * Signs `value` and writes it. `ttl` (ms) becomes the signed expiry and is passed on to the
-   * wrapped store so that backends with native expiry still evict the entry; see
-   * {@link normalizeTtl} for zero, fractional, huge and non-finite values.
+   * Signs `value` and writes it. The third argument becomes the signed expiry and is passed on
+   * so that backends with native expiry still evict the entry: from Keyv 5 (and direct callers)
+   * a ttl in ms, see {@link normalizeTtl} for zero, fractional, huge and non-finite values; from
+   * Keyv 6 an absolute `expires` in ms since the epoch, where one already past deletes the entry.
    *
    * @throws {InvalidKey} When the backend cannot store `key` faithfully.
    * @throws {EntryTooLarge} When the entry exceeds `maxEntryBytes`; an older entry is removed.
    */
   // biome-ignore lint/suspicious/noExplicitAny: mirrors the Keyv adapter interface.
-  async set(key: string, value: unknown, ttl?: number): Promise<any> {
-    const sealed = await this.#sealForWrite(key, value, ttl);
-    return this.#call("set", () => this.#write(key, sealed.value, sealed.ttl));
+  async set(key: string, value: unknown, ttlOrExpires?: number): Promise<any> {
+    const stored = this.#checkedKey(key);
+    const ttl = this.#ttlOf(ttlOrExpires);
+    if (ttl === EXPIRED) {
+      await this.#call("delete", () => this.#deleteStored(stored));
+      return true;
+    }
+    const sealed = await this.#sealForWrite(stored, value, ttl);
+    return this.#call("set", () => this.#write(stored, sealed.value, sealed.ttl));
   }
 
   async setMany(entries: SetEntry[]): Promise<void> {
-    const sealed: (SetEntry & { value: string })[] = [];
-    for (const { key, value, ttl } of entries)
-      sealed.push(await this.#sealForWrite(key, value, ttl));
+    const sealed: Sealed[] = [];
+    const gone: string[] = [];
+    for (const { key, value, ttl, expires } of entries) {
+      const stored = this.#checkedKey(key);
+      const whole = this.#ttlOf(this.#callers === "bare" ? expires : ttl);
+      if (whole === EXPIRED) gone.push(stored);
+      else sealed.push(await this.#sealForWrite(stored, value, whole));
+    }
+    if (gone.length > 0) await this.#deleteInBatches(gone);
+    if (sealed.length === 0) return;
     const adapter = this.#adapter;
     await this.#call("setMany", async () => {
-      if (adapter?.setMany) return adapter.setMany(sealed);
+      if (adapter?.setMany) {
+        const now = Date.now();
+        return adapter.setMany(
+          sealed.map(({ key, value, ttl }) =>
+            this.#adapterTakesExpires
+              ? { key: this.#backendKey(key), value, expires: expiryOf(ttl, now) }
+              : { key, value, ttl },
+          ) as never,
+        );
+      }
       await Promise.all(sealed.map(({ key, value, ttl }) => this.#write(key, value, ttl)));
     });
   }
 
-  /** Checks the key, seals the value and checks the size: everything a write needs first. */
-  async #sealForWrite(
-    key: string,
-    value: unknown,
-    ttl: unknown,
-  ): Promise<SetEntry & { value: string }> {
-    const problem = this.#keyProblem(key);
+  /**
+   * The stored key (namespace prefix included, as Keyv 5 hands it over and as bound into the
+   * MAC) for a key as this store's caller gives it, or `undefined` when the backend cannot store
+   * it faithfully.
+   */
+  #storedKey(key: string): string | undefined {
+    if (typeof key !== "string") return undefined;
+    const namespace = this.#namespace;
+    const stored =
+      this.#callers === "bare" && namespace !== undefined ? `${namespace}:${key}` : key;
+    return this.#keyProblem(stored) === undefined ? stored : undefined;
+  }
+
+  /** {@link SignedStore.#storedKey} for a write: a key it cannot store is an error. */
+  #checkedKey(key: string): string {
+    const namespace = this.#namespace;
+    const stored =
+      typeof key === "string" && this.#callers === "bare" && namespace !== undefined
+        ? `${namespace}:${key}`
+        : key;
+    const problem = this.#keyProblem(stored);
     if (problem !== undefined) throw new InvalidKey(`cannot store this key: ${problem}`);
-    const whole = normalizeTtl(ttl);
-    const envelope = this.#seal(key, value, expiryOf(whole), this.#sealOptions());
+    return stored;
+  }
+
+  /** A stored key as this store's caller names it: without the namespace for Keyv 6. */
+  #callerKey(stored: string): string {
+    return this.#callers === "bare" ? this.#withoutNamespace(stored) : stored;
+  }
+
+  /** A stored key as the wrapped adapter takes it: Keyv 6 adapters add the namespace themselves. */
+  #backendKey(stored: string): string {
+    return this.#adapterTakesExpires ? this.#withoutNamespace(stored) : stored;
+  }
+
+  /** A key the wrapped adapter listed, as stored here. */
+  #storedFromBackend(name: string): string {
+    const namespace = this.#namespace;
+    return this.#adapterTakesExpires && namespace !== undefined ? `${namespace}:${name}` : name;
+  }
+
+  #withoutNamespace(stored: string): string {
+    const namespace = this.#namespace;
+    if (namespace === undefined || !stored.startsWith(`${namespace}:`)) return stored;
+    return stored.slice(namespace.length + 1);
+  }
+
+  /**
+   * The whole ttl in ms of a write, from what the caller passed: a ttl (Keyv 5) or an absolute
+   * `expires` (Keyv 6). `undefined`: no expiry; {@link EXPIRED}: already past it.
+   */
+  #ttlOf(given: unknown): number | undefined | typeof EXPIRED {
+    if (this.#callers === "prefixed") return normalizeTtl(given);
+    if (typeof given !== "number" || !Number.isFinite(given)) return undefined;
+    const now = Date.now();
+    return given <= now ? EXPIRED : normalizeTtl(given - now, now);
+  }
+
+  /** Seals the value and checks the size: everything a write needs once its key is checked. */
+  async #sealForWrite(stored: string, value: unknown, ttl: number | undefined): Promise<Sealed> {
+    const envelope = this.#seal(stored, value, expiryOf(ttl), this.#sealOptions());
     const max = this.#settings.maxEntryBytes;
     // Length bounds the UTF-8 size from below: only entries that may be too big are measured.
     if (envelope.length > max / 3 && Buffer.byteLength(envelope, "utf8") > max) {
       // The older entry would otherwise be served in place of the value just refused.
-      await this.#deleteQuietly(key);
+      await this.#deleteStoredQuietly(stored);
       throw new EntryTooLarge(
         `entry of ${Buffer.byteLength(envelope, "utf8")} bytes exceeds maxEntryBytes (${max}); not cached`,
       );
     }
-    return { key, value: envelope, ...(whole === undefined ? {} : { ttl: whole }) };
+    return { key: stored, value: envelope, ttl };
   }
 
   /**
@@ -432,25 +534,33 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   async delete(key: string): Promise<boolean> {
-    if (this.#keyProblem(key) !== undefined) return false;
-    return this.#call("delete", () =>
-      this.#map ? this.#map.delete(key) : (this.#adapter as KeyvStoreAdapter).delete(key),
-    );
+    const stored = this.#storedKey(key);
+    if (stored === undefined) return false;
+    return this.#call("delete", () => this.#deleteStored(stored));
   }
 
   async deleteMany(keys: string[]): Promise<boolean> {
     // A key that cannot be stored was never written; passing it on would delete its alias.
-    keys = keys.filter((key) => this.#keyProblem(key) === undefined);
+    const stored = keys.map((key) => this.#storedKey(key)).filter((key) => key !== undefined);
     // Nothing to delete; some adapters also build invalid SQL (`IN ()`) from an empty list.
-    if (keys.length === 0) return false;
-    return this.#call("deleteMany", async () => {
-      const adapter = this.#adapter;
-      if (adapter?.deleteMany) return adapter.deleteMany(keys);
-      const results = await Promise.all(
-        keys.map((key) => (adapter ? adapter.delete(key) : this.#map?.delete(key))),
-      );
-      return results.every(Boolean);
-    });
+    if (stored.length === 0) return false;
+    return this.#call("deleteMany", () => this.#deleteManyStored(stored));
+  }
+
+  /** Deletes one entry by its stored key; unbounded: callers bound it. */
+  async #deleteStored(stored: string): Promise<boolean> {
+    if (this.#map) return this.#map.delete(stored);
+    return (this.#adapter as KeyvStoreAdapter).delete(this.#backendKey(stored));
+  }
+
+  /** Deletes entries by their stored keys; unbounded: callers bound it. */
+  async #deleteManyStored(stored: string[]): Promise<boolean> {
+    const adapter = this.#adapter;
+    if (adapter?.deleteMany) {
+      return Boolean(await adapter.deleteMany(stored.map((key) => this.#backendKey(key))));
+    }
+    const results = await Promise.all(stored.map((key) => this.#deleteStored(key)));
+    return results.every(Boolean);
   }
 
   /**
@@ -477,19 +587,11 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     await this.#deleteInBatches(keys);
   }
 
-  /** Deletes keys a batch at a time, so a huge namespace never makes one huge statement. */
+  /** Deletes stored keys a batch at a time, so a huge namespace never makes one huge statement. */
   async #deleteInBatches(keys: string[]): Promise<void> {
-    const adapter = this.#adapter;
     for (let start = 0; start < keys.length; start += CLEAR_BATCH) {
       const batch = keys.slice(start, start + CLEAR_BATCH);
-      if (!adapter) {
-        for (const key of batch) this.#map?.delete(key);
-        continue;
-      }
-      await this.#call("deleteMany", async () => {
-        if (adapter.deleteMany) await adapter.deleteMany(batch);
-        else await Promise.all(batch.map((key) => adapter.delete(key)));
-      });
+      await this.#call("deleteMany", () => this.#deleteManyStored(batch));
     }
   }
 
@@ -513,10 +615,10 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
           if (error instanceof BadData) continue;
           throw error;
         }
-        if (result !== MISS) yield [key, result];
+        if (result !== MISS) yield [this.#callerKey(key), result];
       }
     } finally {
-      for (const key of doomed) await this.#deleteQuietly(key);
+      for (const key of doomed) await this.#deleteStoredQuietly(key);
     }
   }
 
@@ -574,13 +676,20 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     }
   }
 
-  /** What the wrapped store holds under each key, as stored, unverified. */
+  /** What the wrapped store holds under each stored key, unverified; bounded by storeTimeout. */
   async #rawMany(keys: string[]): Promise<unknown[]> {
-    if (this.#map) return keys.map((key) => this.#map?.get(key));
+    return this.#call("getMany", () => this.#rawManyNow(keys));
+  }
+
+  /** What the wrapped store holds under each stored key, unverified; unbounded. */
+  async #rawManyNow(keys: string[]): Promise<unknown[]> {
+    const map = this.#map;
+    if (map) return keys.map((key) => map.get(key));
     const adapter = this.#adapter as KeyvStoreAdapter;
-    return this.#call("getMany", () =>
-      adapter.getMany ? adapter.getMany(keys) : Promise.all(keys.map((key) => adapter.get(key))),
-    );
+    const names = keys.map((key) => this.#backendKey(key));
+    return adapter.getMany
+      ? adapter.getMany(names)
+      : Promise.all(names.map((name) => adapter.get(name)));
   }
 
   #classify(
@@ -671,6 +780,10 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       off?: (event: string, listener: (error: unknown) => void) => unknown;
     };
     events.on?.("error", onFault);
+    // Keyv 6 adapters walk the namespace they hold, whatever they are passed.
+    if (this.#adapterTakesExpires && namespace !== this.#namespace) {
+      throw new ConfigError("this store's adapter walks only the store's own namespace");
+    }
     const walk = adapter.iterator(namespace)[Symbol.asyncIterator]();
     let finished = false;
     try {
@@ -681,7 +794,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
           finished = true;
           break;
         }
-        const name = String(step.value[0]);
+        const name = this.#storedFromBackend(String(step.value[0]));
         if (name.startsWith(prefix)) yield [name, step.value[1]];
       }
     } catch (error) {
@@ -770,24 +883,30 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     return sealEnvelope(this.#keyring, key, value, expiresAt, options);
   }
 
-  async #write(key: string, envelope: string, ttl: number | undefined): Promise<unknown> {
+  /** Writes an envelope under its stored key; unbounded: callers bound it. */
+  async #write(stored: string, envelope: string, ttl: number | undefined): Promise<unknown> {
     if (this.#map) {
-      this.#map.set(key, envelope);
+      this.#map.set(stored, envelope);
       return true;
     }
-    return (this.#adapter as KeyvStoreAdapter).set(key, envelope, ttl);
+    const adapter = this.#adapter as KeyvStoreAdapter;
+    // Keyv 6 adapters take the absolute expiry (a ttl there would read as a date in 1970).
+    if (this.#adapterTakesExpires) {
+      return adapter.set(this.#backendKey(stored), envelope, expiryOf(ttl));
+    }
+    return adapter.set(stored, envelope, ttl);
   }
 
   /** Removes a bad or expired entry (now, or once a walk ends) and answers a miss. */
-  async #discard(key: string, doomed: string[] | undefined): Promise<typeof MISS> {
-    if (doomed) doomed.push(key);
-    else await this.#deleteQuietly(key);
+  async #discard(stored: string, doomed: string[] | undefined): Promise<typeof MISS> {
+    if (doomed) doomed.push(stored);
+    else await this.#deleteStoredQuietly(stored);
     return MISS;
   }
 
-  async #deleteQuietly(key: string): Promise<void> {
+  async #deleteStoredQuietly(stored: string): Promise<void> {
     try {
-      await this.delete(key);
+      await this.#call("delete", () => this.#deleteStored(stored));
     } catch (error) {
       this.#emitError(error);
     }
@@ -872,6 +991,47 @@ export function signedStore(
   options: SignedStoreOptions = {},
 ): SignedStore {
   return new SignedStore(store, secret, options);
+}
+
+/** Keyv 6's description of a storage adapter, as its `capabilities` carries it. */
+export interface StorageCapabilities {
+  readonly compatible: true;
+  readonly store: "keyvStorage";
+  readonly methods: Readonly<
+    Record<string, { readonly exists: boolean; readonly methodType: "async" }>
+  >;
+  /** Writes take an absolute `expires` (ms since the epoch), not a ttl. */
+  readonly expires: true;
+}
+
+const STORAGE_CAPABILITIES: StorageCapabilities = Object.freeze({
+  compatible: true,
+  store: "keyvStorage",
+  methods: Object.freeze(
+    Object.fromEntries(
+      [
+        "get",
+        "set",
+        "delete",
+        "clear",
+        "has",
+        "getMany",
+        "setMany",
+        "deleteMany",
+        "hasMany",
+        "iterator",
+        "disconnect",
+      ].map((name) => [name, Object.freeze({ exists: true, methodType: "async" as const })]),
+    ),
+  ),
+  expires: true,
+});
+
+/** Whether an adapter declares Keyv 6's contract: it takes an absolute `expires`. */
+function takesExpires(adapter: KeyvStoreAdapter | undefined): boolean {
+  const capabilities = (adapter as { capabilities?: { expires?: unknown } } | undefined)
+    ?.capabilities;
+  return capabilities?.expires === true;
 }
 
 function isAdapter(store: unknown): store is KeyvStoreAdapter {
