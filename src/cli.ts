@@ -1,16 +1,17 @@
 #!/usr/bin/env node
-/**
- * The `signed-cache` command: make secrets and audit or repair a signed store.
- * It reads the same `SIGNED_CACHE_*` environment as the library.
- *
- * Exit codes: 0 fine, 1 invalid entries found (`verify`), 2 usage, configuration or store error.
- */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import pc from "picocolors";
 import { checkNamespace, readConfig } from "./config.js";
+/**
+ * The `signed-cache` command: make secrets and audit or repair a signed store.
+ * It reads the same `SIGNED_CACHE_*` environment as the library.
+ *
+ * Exit codes: 0 fine, 1 invalid entries found (`verify`), 2 usage, configuration or store error.
+ */
+import { KEYV_DEFAULT_NAMESPACE } from "./create-keyv.js";
 import { ConfigError, SignedCacheError } from "./errors.js";
 import { generateSecret } from "./keyring.js";
 import {
@@ -69,9 +70,6 @@ interface PurgeTally {
   /** Key ids the entries held back for `unknown-key` claim. */
   refusedKids: Counts;
 }
-
-// Keyv's own default namespace: what createKeyv and setupCache write under when none is set.
-const KEYV_DEFAULT_NAMESPACE = "keyv";
 
 const EXIT_OK = 0;
 const EXIT_INVALID = 1;

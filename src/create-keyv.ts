@@ -6,6 +6,9 @@ import type { Secret } from "./keyring.js";
 import { type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
 import { storeFromUrl } from "./stores.js";
 
+/** Keyv 5's own default namespace, used on either major. */
+export const KEYV_DEFAULT_NAMESPACE = "keyv";
+
 /**
  * Options of {@link createKeyv}. Each one left out is read from the environment
  * (see {@link readConfig}); an option given here, even `false`, wins.
@@ -25,7 +28,9 @@ export interface CreateKeyvOptions {
   ttl?: number;
   /**
    * Reads of a bad entry reject with `BadSignature` and store faults reject with `StoreError`,
-   * instead of both being a miss. Sets Keyv's `throwOnErrors`.
+   * instead of both being a miss. On Keyv 5 this sets `throwOnErrors`. Keyv 6 has no such
+   * switch: it rejects only while no `error` listener is attached (`onError` attaches one), and
+   * otherwise hands the error to the listeners and answers a miss.
    * @default false
    */
   strict?: boolean;
@@ -77,8 +82,10 @@ export function createKeyv(options: CreateKeyvOptions = {}): Keyv {
   if (options.url !== undefined && options.store !== undefined) {
     throw new ConfigError("createKeyv: pass url or store, not both");
   }
-  const namespace = options.namespace ?? config.namespace;
-  if (namespace !== undefined) checkNamespace(namespace, "namespace");
+  // Keyv 5's default, set explicitly: Keyv 6 has none, and the entries of an app that moves to
+  // it stay where they were.
+  const namespace = options.namespace ?? config.namespace ?? KEYV_DEFAULT_NAMESPACE;
+  checkNamespace(namespace, "namespace");
   const ttl = options.ttl ?? config.ttl;
   if (ttl !== undefined && !(Number.isFinite(ttl) && ttl > 0)) {
     throw new ConfigError("ttl must be a positive number of milliseconds");
@@ -117,11 +124,12 @@ export function createKeyv(options: CreateKeyvOptions = {}): Keyv {
   const keyv = new Keyv({
     store,
     throwOnErrors: strict,
-    ...(namespace === undefined ? {} : { namespace }),
+    namespace,
     ...(ttl === undefined ? {} : { ttl }),
   });
   if (options.onError) keyv.on("error", options.onError);
-  // Keyv builds its iterator only for a raw Map or an adapter whose dialect it recognizes.
+  // Keyv 5 builds its iterator only for a raw Map or an adapter whose dialect it recognizes
+  // (Keyv 6 always has one).
   keyv.iterator ??= keyv.generateIterator(store.iterator.bind(store));
   return keyv;
 }

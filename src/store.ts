@@ -123,8 +123,16 @@ export interface EntryAudit {
 /** An entry of `setMany`: Keyv 5 gives a ttl, Keyv 6 an absolute `expires`. */
 type SetEntry = { key: string; value: unknown; ttl?: number; expires?: number };
 
-/** A sealed entry ready to write, under its stored key. */
-type Sealed = { key: string; value: string; ttl: number | undefined };
+/** A sealed entry ready to write, under its stored key, with its ttl and the same as a time. */
+type Sealed = {
+  key: string;
+  value: string;
+  ttl: number | undefined;
+  expiresAt: number | undefined;
+};
+
+/** When a write expires: a whole ttl in ms and the absolute time it ends, or already past. */
+type Lifetime = { ttl: number | undefined; expiresAt: number | undefined } | typeof EXPIRED;
 
 const EXPIRED: unique symbol = Symbol("expired");
 
@@ -407,13 +415,13 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   // biome-ignore lint/suspicious/noExplicitAny: mirrors the Keyv adapter interface.
   async set(key: string, value: unknown, ttlOrExpires?: number): Promise<any> {
     const stored = this.#checkedKey(key);
-    const ttl = this.#ttlOf(ttlOrExpires);
-    if (ttl === EXPIRED) {
+    const life = this.#lifetimeOf(ttlOrExpires);
+    if (life === EXPIRED) {
       await this.#call("delete", () => this.#deleteStored(stored));
       return true;
     }
-    const sealed = await this.#sealForWrite(stored, value, ttl);
-    return this.#call("set", () => this.#write(stored, sealed.value, sealed.ttl));
+    const sealed = await this.#sealForWrite(stored, value, life);
+    return this.#call("set", () => this.#write(sealed));
   }
 
   async setMany(entries: SetEntry[]): Promise<void> {
@@ -421,25 +429,24 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     const gone: string[] = [];
     for (const { key, value, ttl, expires } of entries) {
       const stored = this.#checkedKey(key);
-      const whole = this.#ttlOf(this.#callers === "bare" ? expires : ttl);
-      if (whole === EXPIRED) gone.push(stored);
-      else sealed.push(await this.#sealForWrite(stored, value, whole));
+      const life = this.#lifetimeOf(this.#callers === "bare" ? expires : ttl);
+      if (life === EXPIRED) gone.push(stored);
+      else sealed.push(await this.#sealForWrite(stored, value, life));
     }
     if (gone.length > 0) await this.#deleteInBatches(gone);
     if (sealed.length === 0) return;
     const adapter = this.#adapter;
     await this.#call("setMany", async () => {
       if (adapter?.setMany) {
-        const now = Date.now();
         return adapter.setMany(
-          sealed.map(({ key, value, ttl }) =>
+          sealed.map(({ key, value, ttl, expiresAt }) =>
             this.#adapterTakesExpires
-              ? { key: this.#backendKey(key), value, expires: expiryOf(ttl, now) }
+              ? { key: this.#backendKey(key), value, expires: expiresAt }
               : { key, value, ttl },
           ) as never,
         );
       }
-      await Promise.all(sealed.map(({ key, value, ttl }) => this.#write(key, value, ttl)));
+      await Promise.all(sealed.map((entry) => this.#write(entry)));
     });
   }
 
@@ -491,19 +498,31 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   /**
-   * The whole ttl in ms of a write, from what the caller passed: a ttl (Keyv 5) or an absolute
-   * `expires` (Keyv 6). `undefined`: no expiry; {@link EXPIRED}: already past it.
+   * When a write expires, from what the caller passed: a ttl (Keyv 5, see {@link normalizeTtl})
+   * or an absolute `expires` (Keyv 6, kept to the millisecond).
    */
-  #ttlOf(given: unknown): number | undefined | typeof EXPIRED {
-    if (this.#callers === "prefixed") return normalizeTtl(given);
-    if (typeof given !== "number" || !Number.isFinite(given)) return undefined;
+  #lifetimeOf(given: unknown): Lifetime {
     const now = Date.now();
-    return given <= now ? EXPIRED : normalizeTtl(given - now, now);
+    if (this.#callers === "prefixed") {
+      const ttl = normalizeTtl(given, now);
+      return { ttl, expiresAt: expiryOf(ttl, now) };
+    }
+    if (typeof given !== "number" || !Number.isFinite(given)) {
+      return { ttl: undefined, expiresAt: undefined };
+    }
+    const expiresAt = Math.ceil(given);
+    if (expiresAt <= now) return EXPIRED;
+    const ttl = normalizeTtl(expiresAt - now, now);
+    return ttl === undefined ? { ttl, expiresAt: undefined } : { ttl, expiresAt };
   }
 
   /** Seals the value and checks the size: everything a write needs once its key is checked. */
-  async #sealForWrite(stored: string, value: unknown, ttl: number | undefined): Promise<Sealed> {
-    const envelope = this.#seal(stored, value, expiryOf(ttl), this.#sealOptions());
+  async #sealForWrite(
+    stored: string,
+    value: unknown,
+    life: Exclude<Lifetime, typeof EXPIRED>,
+  ): Promise<Sealed> {
+    const envelope = this.#seal(stored, value, life.expiresAt, this.#sealOptions());
     const max = this.#settings.maxEntryBytes;
     // Length bounds the UTF-8 size from below: only entries that may be too big are measured.
     if (envelope.length > max / 3 && Buffer.byteLength(envelope, "utf8") > max) {
@@ -513,7 +532,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
         `entry of ${Buffer.byteLength(envelope, "utf8")} bytes exceeds maxEntryBytes (${max}); not cached`,
       );
     }
-    return { key: stored, value: envelope, ttl };
+    return { key: stored, value: envelope, ...life };
   }
 
   /**
@@ -864,13 +883,13 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     if (now !== raw) return false;
     const { expiresAt } = opened;
     const ttl = expiresAt === undefined ? undefined : Math.max(1, expiresAt - Date.now());
-    const envelope = this.#seal(key, opened.value, expiresAt, {
+    const value = this.#seal(key, opened.value, expiresAt, {
       ...this.#sealOptions(),
       namespace,
       purpose: opened.purpose,
       ...protectionAtLeast(opened, this.#settings),
     });
-    await this.#call("set", () => this.#write(key, envelope, ttl));
+    await this.#call("set", () => this.#write({ key, value, ttl, expiresAt }));
     return true;
   }
 
@@ -883,18 +902,16 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     return sealEnvelope(this.#keyring, key, value, expiresAt, options);
   }
 
-  /** Writes an envelope under its stored key; unbounded: callers bound it. */
-  async #write(stored: string, envelope: string, ttl: number | undefined): Promise<unknown> {
+  /** Writes a sealed entry; unbounded: callers bound it. */
+  async #write({ key, value, ttl, expiresAt }: Sealed): Promise<unknown> {
     if (this.#map) {
-      this.#map.set(stored, envelope);
+      this.#map.set(key, value);
       return true;
     }
     const adapter = this.#adapter as KeyvStoreAdapter;
     // Keyv 6 adapters take the absolute expiry (a ttl there would read as a date in 1970).
-    if (this.#adapterTakesExpires) {
-      return adapter.set(this.#backendKey(stored), envelope, expiryOf(ttl));
-    }
-    return adapter.set(stored, envelope, ttl);
+    if (this.#adapterTakesExpires) return adapter.set(this.#backendKey(key), value, expiresAt);
+    return adapter.set(key, value, ttl);
   }
 
   /** Removes a bad or expired entry (now, or once a walk ends) and answers a miss. */

@@ -30,8 +30,9 @@
  * its key, as it signs any other value.
  */
 import type Keyv from "keyv";
-import type { Deserialize, DeserializedData } from "keyv";
+import type { DeserializedData } from "keyv";
 import { BadPayload } from "../errors.js";
+import { useSerialization } from "../keyv-io.js";
 
 const FORMAT = "~ax2";
 const KIND_AT = FORMAT.length;
@@ -116,9 +117,7 @@ export function deserializeEntry(stored: string): Entry | undefined {
  * ```
  */
 export function useEntryFormat(keyv: Keyv): void {
-  keyv.serialize = serializeEntry;
-  // Keyv types its deserializer as generic in the value; an axios entry's value is unknown here.
-  keyv.deserialize = deserializeEntry as Deserialize;
+  useSerialization(keyv, serializeEntry, deserializeEntry);
 }
 
 // ---- writing ---------------------------------------------------------------------------------

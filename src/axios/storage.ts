@@ -6,6 +6,7 @@ import {
 } from "axios-cache-interceptor";
 import Keyv from "keyv";
 import { checkNamespace, DEFAULT_STORE_TIMEOUT, readMaxStale } from "../config.js";
+import { KEYV_DEFAULT_NAMESPACE } from "../create-keyv.js";
 import { BadData, ConfigError, driverFault, EntryTooLarge, StoreError } from "../errors.js";
 import { LocalWrites, REMOVED } from "../http/local-writes.js";
 import { ReplayBounds } from "../http/replay-bounds.js";
@@ -16,13 +17,14 @@ import {
   reportingGuard,
 } from "../http/store-guard.js";
 import { Keyring, type Secret } from "../keyring.js";
+import { KeyvEntries } from "../keyv-io.js";
 import {
   SignedStore,
   type SignedStoreOptions,
   signedStore,
   type WrappableStore,
 } from "../store.js";
-import { useEntryFormat } from "./entry.js";
+import { deserializeEntry, serializeEntry } from "./entry.js";
 
 type StoredValue = Parameters<AxiosStorage["set"]>[1];
 
@@ -135,7 +137,9 @@ export function signedStorage(
   options: SignedStorageOptions = {},
 ): SignedAxiosStorage {
   const keyv = signedKeyv(keyvOrStore, secret, options);
-  const strict = keyv.store instanceof SignedStore && keyv.store.strict;
+  const store = keyv.store as SignedStore;
+  const strict = store.strict;
+  const entries = new KeyvEntries(keyv, store, serializeEntry, deserializeEntry);
   const maxStale = options.maxStale ?? readMaxStale();
   if (options.namespace !== undefined) checkNamespace(options.namespace, "namespace");
   if (!Number.isSafeInteger(maxStale) || maxStale < 0) {
@@ -186,12 +190,10 @@ export function signedStorage(
   // Connection errors, and faults the signed store absorbs itself (a failed delete of a bad
   // entry, a failed re-sign), surface only as events.
   let faultEvents = 0;
-  if (keyv.store instanceof SignedStore) {
-    keyv.store.on("error", (error: unknown) => {
-      faultEvents++;
-      report(error, "connection");
-    });
-  }
+  store.on("error", (error: unknown) => {
+    faultEvents++;
+    report(error, "connection");
+  });
 
   const write = async (
     key: string,
@@ -252,9 +254,7 @@ export function signedStorage(
       let value: unknown;
       try {
         // Raw: the entry's expiry comes with it, signed like the rest of the stored text.
-        const raw = (await guard.run(request, "get", () => keyv.get(key, { raw: true }))) as
-          | { value?: unknown; expires?: number | null }
-          | undefined;
+        const raw = await guard.run(request, "get", () => entries.get(key));
         answered();
         value = raw?.value;
         if (raw === undefined) {
@@ -300,18 +300,18 @@ export function signedStorage(
       }
       // Already past its life: what buildStorage would delete on the next read is not written.
       if (ttl <= 0) {
-        await write(key, REMOVED, () => keyv.delete(key), "delete", request);
+        await write(key, REMOVED, () => entries.delete(key), "delete", request);
         return;
       }
-      await write(key, stored, () => keyv.set(key, stored, ttl), "set", request);
+      await write(key, stored, () => entries.set(key, stored, ttl), "set", request);
     },
     async remove(key, request) {
-      await write(key, REMOVED, () => keyv.delete(key), "delete", request);
+      await write(key, REMOVED, () => entries.delete(key), "delete", request);
     },
     async clear() {
       local.clear();
       try {
-        await keyv.clear();
+        await entries.clear();
       } catch (error) {
         const storeError = report(error, "clear");
         if (options.throwOnStoreError) throw storeError;
@@ -337,7 +337,10 @@ function signedKeyv(
     purpose: AXIOS_PURPOSE,
   };
   if (!isKeyv(keyvOrStore)) {
-    return entryKeyv(signedStore(keyvOrStore, secret, signing), options.namespace ?? "keyv");
+    return entryKeyv(
+      signedStore(keyvOrStore, secret, signing),
+      options.namespace ?? KEYV_DEFAULT_NAMESPACE,
+    );
   }
   const inner = keyvOrStore.store as unknown;
   if (!(inner instanceof SignedStore)) {
@@ -373,10 +376,9 @@ function entryKeyv(
     store,
     namespace,
     ...(useKeyPrefix === undefined ? {} : { useKeyPrefix }),
-    // Store faults and strict-mode rejections must reach the storage, not be swallowed.
-    throwOnErrors: true,
   });
-  useEntryFormat(keyv);
+  // The storage reads and writes through KeyvEntries, which also sets this Keyv's serializer:
+  // users reading `storage.keyv` get the entries decoded.
   return keyv;
 }
 
@@ -427,11 +429,12 @@ export function isKeyv(value: unknown): value is Keyv {
   return (
     value instanceof Keyv ||
     // Another copy of the keyv package: a Keyv also looks like a store adapter, so tell it by
-    // the hooks and serializer only Keyv itself has.
+    // what only Keyv itself has (Keyv 5: hooks and a serializer; Keyv 6: store resolution).
     (typeof value === "object" &&
       value !== null &&
-      "hooks" in value &&
-      typeof (value as { serializeData?: unknown }).serializeData === "function")
+      (("hooks" in value &&
+        typeof (value as { serializeData?: unknown }).serializeData === "function") ||
+        typeof (value as { resolveStore?: unknown }).resolveStore === "function"))
   );
 }
 

@@ -17,8 +17,9 @@
  * array or a tagged string inside the JSON, and revive every header object node by node.
  */
 import type Keyv from "keyv";
-import type { Deserialize, DeserializedData } from "keyv";
+import type { DeserializedData } from "keyv";
 import { BadPayload } from "../errors.js";
+import { useSerialization } from "../keyv-io.js";
 
 const FORMAT = "~fe2";
 const TEXT = "t";
@@ -139,8 +140,7 @@ function asText(body: Uint8Array): string | undefined {
 
 /** Makes `keyv` read and write fetch entries. Only for the Keyv the fetch cache owns. */
 export function useFetchEntryFormat(keyv: Keyv): void {
-  keyv.serialize = serializeEntry;
-  keyv.deserialize = deserializeEntry as Deserialize;
+  useSerialization(keyv, serializeEntry, deserializeEntry);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -20,11 +20,13 @@ import {
   isBypassed,
   reportingGuard,
 } from "../http/store-guard.js";
+import { KeyvEntries } from "../keyv-io.js";
 import type { SignedStore } from "../store.js";
 import {
+  deserializeEntry,
   type ResponseEntry,
   type StoredValue,
-  useFetchEntryFormat,
+  serializeEntry,
   type VaryIndex,
 } from "./entry.js";
 
@@ -187,10 +189,10 @@ export function createCachedFetch(options: CachedFetchOptions = {}): CachedFetch
     throw new ConfigError("circuitCoolDown must be a non-negative number of milliseconds");
   }
   const keyv = createKeyv({ ...keyvOptions, purpose: FETCH_PURPOSE });
-  // Faults and strict-mode rejections must reach this module, not be swallowed by Keyv.
-  keyv.throwOnErrors = true;
-  useFetchEntryFormat(keyv);
   const store = keyv.store as SignedStore;
+  // Reads and writes go to the store in this Keyv's terms, so that faults and strict-mode
+  // rejections reach this module on either Keyv major, whatever listeners the app adds.
+  const entries = new KeyvEntries(keyv, store, serializeEntry, deserializeEntry);
   const strict = store.strict;
   const timeout = store.storeTimeout;
   const maxEntryBytes = options.maxEntryBytes ?? readConfig(env).maxEntryBytes;
@@ -251,9 +253,7 @@ export function createCachedFetch(options: CachedFetchOptions = {}): CachedFetch
     ticket: object,
   ): Promise<{ value: StoredValue; expires: number | null } | undefined> => {
     try {
-      const raw = (await guard.run(ticket, "get", () => keyv.get(key, { raw: true }))) as
-        | { value?: unknown; expires?: number | null }
-        | undefined;
+      const raw = await guard.run(ticket, "get", () => entries.get(key));
       answered();
       if (raw === undefined || typeof raw.value !== "object" || raw.value === null)
         return undefined;
@@ -276,7 +276,7 @@ export function createCachedFetch(options: CachedFetchOptions = {}): CachedFetch
   };
   const write = async (key: string, value: StoredValue, ttl: number, ticket: object) => {
     try {
-      await guard.run(ticket, "set", () => keyv.set(key, value, ttl));
+      await guard.run(ticket, "set", () => entries.set(key, value, ttl));
       answered();
     } catch (error) {
       report(error, "set");
@@ -284,7 +284,7 @@ export function createCachedFetch(options: CachedFetchOptions = {}): CachedFetch
   };
   const remove = async (key: string, ticket: object) => {
     try {
-      await guard.run(ticket, "delete", () => keyv.delete(key));
+      await guard.run(ticket, "delete", () => entries.delete(key));
       answered();
     } catch (error) {
       report(error, "delete");

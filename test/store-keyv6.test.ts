@@ -1,0 +1,222 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Keyv5 from "keyv";
+import Keyv6, { KeyvMemoryAdapter } from "keyv6";
+import { afterAll, describe, expect, it } from "vitest";
+import { BadSignature } from "../src/errors.ts";
+import { signedStore, type WrappableStore } from "../src/store.ts";
+import { storeFromUrl } from "../src/stores.ts";
+import { findBackend } from "./support/backends.ts";
+import { OTHER_SECRET, SECRET } from "./support/secrets.ts";
+
+// Keyv 6 as an app installs it, beside this package's Keyv 5: the signed store must follow
+// whichever major adopts it.
+
+const dir = mkdtempSync(join(tmpdir(), "sc-keyv6-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const redis = await findBackend("Redis", "REDIS_URL", "redis://127.0.0.1:6379");
+
+let files = 0;
+/** The same backend as two stores would share it: one Map, or two adapters over one file/server. */
+const backends: [string, () => [WrappableStore, WrappableStore], boolean][] = [
+  [
+    "one Map",
+    () => {
+      const map = new Map<string, unknown>();
+      return [map, map];
+    },
+    true,
+  ],
+  [
+    "one SQLite file",
+    () => {
+      const url = `sqlite://${join(dir, `shared-${files++}.sqlite`)}`;
+      return [storeFromUrl(url), storeFromUrl(url)];
+    },
+    true,
+  ],
+  ["one Redis server", () => [storeFromUrl(redis.url), storeFromUrl(redis.url)], redis.reachable],
+];
+
+const unique = () => `k6-${Math.random().toString(36).slice(2, 10)}`;
+
+describe.each(backends)("Keyv 6 over %s", (_name, open, reachable) => {
+  it.runIf(reachable)("keeps two namespaces apart: each reads its own entry", async () => {
+    const [first, second] = open();
+    const ns = unique();
+    const a = new Keyv6({ store: signedStore(first, SECRET), namespace: `${ns}-a` });
+    const b = new Keyv6({ store: signedStore(second, SECRET), namespace: `${ns}-b` });
+    try {
+      await a.set("user:1", "from a");
+      await b.set("user:1", "from b");
+      expect(await a.get("user:1")).toBe("from a");
+      expect(await b.get("user:1")).toBe("from b");
+      // Read again: neither read deleted the other's entry as a bad signature.
+      expect(await a.get("user:1")).toBe("from a");
+      expect(await b.get("user:1")).toBe("from b");
+    } finally {
+      await a.clear();
+      await b.clear();
+      await a.disconnect();
+      await b.disconnect();
+    }
+  });
+
+  it.runIf(reachable)(
+    "lists its own entries with iterator() and clear() clears only them",
+    async () => {
+      const [first, second] = open();
+      const ns = unique();
+      const a = new Keyv6({ store: signedStore(first, SECRET), namespace: `${ns}-a` });
+      const b = new Keyv6({ store: signedStore(second, SECRET), namespace: `${ns}-b` });
+      try {
+        await a.set("x", 1);
+        await a.set("y", 2);
+        await b.set("x", 3);
+        const listed: [unknown, unknown][] = [];
+        for await (const entry of a.iterator()) listed.push(entry as [unknown, unknown]);
+        expect(listed.sort()).toEqual([
+          ["x", 1],
+          ["y", 2],
+        ]);
+        await a.clear();
+        expect(await a.get("x")).toBeUndefined();
+        expect(await b.get("x")).toBe(3);
+      } finally {
+        await b.clear();
+        await a.disconnect();
+        await b.disconnect();
+      }
+    },
+  );
+
+  it.runIf(reachable)("keeps an entry with a ttl until it expires", async () => {
+    const [store] = open();
+    const keyv = new Keyv6({ store: signedStore(store, SECRET), namespace: unique() });
+    try {
+      await keyv.set("long", "kept", 60_000);
+      await keyv.set("short", "gone", 150);
+      expect(await keyv.get("long")).toBe("kept");
+      expect(await keyv.get("short")).toBe("gone");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await keyv.get("short")).toBeUndefined();
+      expect(await keyv.get("long")).toBe("kept");
+    } finally {
+      await keyv.clear();
+      await keyv.disconnect();
+    }
+  });
+});
+
+describe("Keyv 6 over an adapter of its own contract (absolute expires, its own namespace)", () => {
+  it("passes the adapter an absolute expiry: an entry with a ttl stays until it expires", async () => {
+    const adapter = new KeyvMemoryAdapter(new Map());
+    const keyv = new Keyv6({ store: signedStore(adapter as never, SECRET), namespace: "ttl" });
+    await keyv.set("long", "kept", 60_000);
+    await keyv.set("short", "gone", 150);
+    expect(await keyv.get("long")).toBe("kept");
+    expect(await keyv.get("short")).toBe("gone");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await keyv.get("short")).toBeUndefined();
+    expect(await keyv.get("long")).toBe("kept");
+  });
+
+  it("lists and clears through the adapter's own namespace", async () => {
+    const map = new Map();
+    const a = new Keyv6({
+      store: signedStore(new KeyvMemoryAdapter(map) as never, SECRET),
+      namespace: "a",
+    });
+    const b = new Keyv6({
+      store: signedStore(new KeyvMemoryAdapter(map) as never, SECRET),
+      namespace: "b",
+    });
+    await a.set("k", "A");
+    await b.set("k", "B");
+    const listed: unknown[] = [];
+    for await (const entry of a.iterator()) listed.push(entry);
+    expect(listed).toEqual([["k", "A"]]);
+    await a.clear();
+    expect(await a.get("k")).toBeUndefined();
+    expect(await b.get("k")).toBe("B");
+  });
+
+  it("rejects an entry tampered with in the adapter", async () => {
+    const map = new Map<string, { value: string }>();
+    const keyv = new Keyv6({
+      store: signedStore(new KeyvMemoryAdapter(map) as never, SECRET, { strict: true }),
+      namespace: "t",
+    });
+    await keyv.set("k", "genuine");
+    const held = map.get("t::k");
+    expect(held?.value).toContain("genuine");
+    map.set("t::k", { ...held, value: String(held?.value).replace("genuine", "forged!") });
+    await expect(keyv.get("k")).rejects.toBeInstanceOf(BadSignature);
+  });
+});
+
+describe("the same logical entry under Keyv 5 and Keyv 6", () => {
+  it("binds namespace and key identically: what one major wrote, the other reads", async () => {
+    const map = new Map<string, unknown>();
+    const five = new Keyv5({ store: signedStore(map, SECRET), namespace: "shared" });
+    const six = new Keyv6({ store: signedStore(map, SECRET), namespace: "shared" });
+    await five.set("from-5", { n: 5 });
+    await six.set("from-6", { n: 6 });
+    expect(await six.get("from-5")).toEqual({ n: 5 });
+    expect(await five.get("from-6")).toEqual({ n: 6 });
+    // One stored key per entry, namespaced the same way.
+    expect([...map.keys()].sort()).toEqual(["shared:from-5", "shared:from-6"]);
+  });
+
+  it("never reads one namespace's entry as another's when their stored keys coincide", async () => {
+    const map = new Map<string, unknown>();
+    const six = new Keyv6({ store: signedStore(map, SECRET), namespace: "a" });
+    await six.set("b:k", "bare key b:k in a");
+    const other = new Keyv6({ store: signedStore(map, SECRET), namespace: "a:b" });
+    // "a:b:k" is the stored key of both; the MAC binds the namespace, so it never crosses over.
+    expect(await other.get("k")).toBeUndefined();
+  });
+});
+
+describe("strict mode on each major", () => {
+  const plantForged = async (map: Map<string, unknown>, key: string) => {
+    const forger = new Keyv5({ store: signedStore(new Map(), OTHER_SECRET), namespace: "s" });
+    await forger.set("k", "forged");
+    const forgedMap = (forger.store as unknown as { backend: Map<string, unknown> }).backend;
+    map.set(key, forgedMap.get("s:k"));
+  };
+
+  it("Keyv 6 without an error listener: get rejects with BadSignature", async () => {
+    const map = new Map<string, unknown>();
+    const keyv = new Keyv6({ store: signedStore(map, SECRET, { strict: true }), namespace: "s" });
+    await keyv.set("k", "genuine");
+    await plantForged(map, "s:k");
+    await expect(keyv.get("k")).rejects.toBeInstanceOf(BadSignature);
+  });
+
+  it("Keyv 6 with an error listener: the listener hears BadSignature and get is a miss", async () => {
+    const map = new Map<string, unknown>();
+    const keyv = new Keyv6({ store: signedStore(map, SECRET, { strict: true }), namespace: "s" });
+    const heard: unknown[] = [];
+    keyv.on("error", (error: unknown) => heard.push(error));
+    await keyv.set("k", "genuine");
+    await plantForged(map, "s:k");
+    expect(await keyv.get("k")).toBeUndefined();
+    expect(heard).toHaveLength(1);
+    expect(heard[0]).toBeInstanceOf(BadSignature);
+  });
+
+  it("Keyv 5: get rejects with throwOnErrors, and is a miss without it", async () => {
+    const map = new Map<string, unknown>();
+    const store = signedStore(map, SECRET, { strict: true });
+    const throwing = new Keyv5({ store, namespace: "s", throwOnErrors: true });
+    await throwing.set("k", "genuine");
+    await plantForged(map, "s:k");
+    await expect(throwing.get("k")).rejects.toBeInstanceOf(BadSignature);
+    await plantForged(map, "s:k");
+    const quiet = new Keyv5({ store: signedStore(map, SECRET, { strict: true }), namespace: "s" });
+    quiet.on("error", () => {});
+    expect(await quiet.get("k")).toBeUndefined();
+  });
+});
