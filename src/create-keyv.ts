@@ -3,6 +3,7 @@ import type { EntryAlgorithm, MacAlgorithm } from "./algorithms.js";
 import { checkNamespace, readConfig } from "./config.js";
 import { type BadData, ConfigError } from "./errors.js";
 import type { Secret } from "./keyring.js";
+import { keyvMajor } from "./keyv-io.js";
 import { type SignedStoreOptions, signedStore, type WrappableStore } from "./store.js";
 import { storeFromUrl } from "./stores.js";
 
@@ -128,6 +129,9 @@ export function createKeyv(options: CreateKeyvOptions = {}): Keyv {
     ...(ttl === undefined ? {} : { ttl }),
   });
   if (options.onError) keyv.on("error", options.onError);
+  // Keyv 6 throws an error it emits while nobody listens, where Keyv 5 without throwOnErrors
+  // answers a miss: lax means a miss on both majors.
+  else if (!strict && keyvMajor(keyv) === 6) keyv.on("error", () => {});
   // Keyv 5 builds its iterator only for a raw Map or an adapter whose dialect it recognizes
   // (Keyv 6 always has one).
   keyv.iterator ??= keyv.generateIterator(store.iterator.bind(store));

@@ -421,7 +421,8 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       return true;
     }
     const sealed = await this.#sealForWrite(stored, value, life);
-    return this.#call("set", () => this.#write(sealed));
+    // Keyv 6 passes on what the store answers; adapters of Keyv 5 answer nothing on success.
+    return (await this.#call("set", () => this.#write(sealed))) !== false;
   }
 
   async setMany(entries: SetEntry[]): Promise<void> {
@@ -558,12 +559,22 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     return this.#call("delete", () => this.#deleteStored(stored));
   }
 
-  async deleteMany(keys: string[]): Promise<boolean> {
+  /**
+   * Deletes entries: for Keyv 5 (and direct callers) whether all of them existed, for Keyv 6
+   * whether each did.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: Keyv 5 expects a boolean, Keyv 6 a boolean per key.
+  async deleteMany(keys: string[]): Promise<any> {
+    const perKey = this.#callers === "bare";
     // A key that cannot be stored was never written; passing it on would delete its alias.
-    const stored = keys.map((key) => this.#storedKey(key)).filter((key) => key !== undefined);
+    const stored = keys.map((key) => this.#storedKey(key));
+    const storable = stored.filter((key) => key !== undefined);
     // Nothing to delete; some adapters also build invalid SQL (`IN ()`) from an empty list.
-    if (stored.length === 0) return false;
-    return this.#call("deleteMany", () => this.#deleteManyStored(stored));
+    if (storable.length === 0) return perKey ? keys.map(() => false) : false;
+    const deleted = await this.#call("deleteMany", () => this.#deleteEach(storable));
+    if (!perKey) return deleted.every(Boolean);
+    const byKey = new Map(storable.map((key, index) => [key, deleted[index] === true]));
+    return stored.map((key) => key !== undefined && byKey.get(key) === true);
   }
 
   /** Deletes one entry by its stored key; unbounded: callers bound it. */
@@ -572,14 +583,17 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     return (this.#adapter as KeyvStoreAdapter).delete(this.#backendKey(stored));
   }
 
-  /** Deletes entries by their stored keys; unbounded: callers bound it. */
-  async #deleteManyStored(stored: string[]): Promise<boolean> {
+  /**
+   * Deletes entries by their stored keys, in one call where the adapter has one, and tells
+   * which existed (an adapter's single answer stands for all); unbounded: callers bound it.
+   */
+  async #deleteEach(stored: string[]): Promise<boolean[]> {
     const adapter = this.#adapter;
     if (adapter?.deleteMany) {
-      return Boolean(await adapter.deleteMany(stored.map((key) => this.#backendKey(key))));
+      const answer: unknown = await adapter.deleteMany(stored.map((key) => this.#backendKey(key)));
+      return Array.isArray(answer) ? answer.map(Boolean) : stored.map(() => Boolean(answer));
     }
-    const results = await Promise.all(stored.map((key) => this.#deleteStored(key)));
-    return results.every(Boolean);
+    return Promise.all(stored.map((key) => this.#deleteStored(key)));
   }
 
   /**
@@ -610,7 +624,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
   async #deleteInBatches(keys: string[]): Promise<void> {
     for (let start = 0; start < keys.length; start += CLEAR_BATCH) {
       const batch = keys.slice(start, start + CLEAR_BATCH);
-      await this.#call("deleteMany", () => this.#deleteManyStored(batch));
+      await this.#call("deleteMany", () => this.#deleteEach(batch));
     }
   }
 

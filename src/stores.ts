@@ -237,6 +237,14 @@ function schemeList(): string {
     .join(", ")}`;
 }
 
+/**
+ * Whether an adapter class speaks Keyv 6's storage contract (the 6.x adapters declare it with a
+ * `capabilities` getter): it prefixes its namespace itself and takes an absolute `expires`.
+ */
+function takesExpires(adapterClass: { prototype: object }): boolean {
+  return "capabilities" in adapterClass.prototype;
+}
+
 function adapterClass<T>(packageName: string): new (...args: never[]) => T {
   let module: { default?: unknown };
   try {
@@ -287,6 +295,17 @@ function sqliteStore(url: string): KeyvStoreAdapter {
     );
   }
   const KeyvSqlite = adapterClass<KeyvStoreAdapter>("@keyv/sqlite");
+  if (takesExpires(KeyvSqlite)) {
+    // 6.x keeps the namespace in a column of its own and walks it by key: exact and linear as
+    // it is. Its driver is node:sqlite where Node has it, else better-sqlite3.
+    const adapter = new KeyvSqlite({
+      uri: `sqlite://${file}`,
+      table: params.table ?? "keyv",
+      busyTimeout: 5000,
+      iterationLimit: PAGE_ROWS,
+    } as never);
+    return finish(adapter, "KeyvSqlite", url, SQLITE_KEY_LIMITS);
+  }
   const adapter = new KeyvSqlite({
     uri: `sqlite://${file}`,
     table: params.table ?? "keyv",
@@ -441,6 +460,19 @@ function postgresStore(url: string): KeyvStoreAdapter {
   const [bare, params] = takeParams(url, ["table", "schema"]);
   checkParses(bare);
   const KeyvPostgres = adapterClass<KeyvStoreAdapter & EventEmitter>("@keyv/postgres");
+  const table = params.table ?? "keyv";
+  const schema = params.schema ?? "public";
+  if (takesExpires(KeyvPostgres)) {
+    // 6.x keeps the namespace in a column of its own and walks it by key: exact and linear.
+    const adapter = new KeyvPostgres({
+      uri: bare,
+      table,
+      schema,
+      keyLength: PG_KEY_CHARS,
+      iterationLimit: PAGE_ROWS,
+    } as never);
+    return finish(adapter, "KeyvPostgres", url, PG_KEY_LIMITS);
+  }
   // The adapter keeps one module-wide pg.Pool that nobody listens to: an idle connection the
   // server drops (a restart, a terminated backend) then emits an unheard "error" and kills the
   // process, and any adapter's disconnect() ends the pool under all of them. Here stores of one
@@ -456,8 +488,6 @@ function postgresStore(url: string): KeyvStoreAdapter {
       await releasePool(bare, this);
     }
   };
-  const table = params.table ?? "keyv";
-  const schema = params.schema ?? "public";
   const adapter = new OwnPool({
     uri: bare,
     table,
