@@ -140,9 +140,28 @@ function redisClusterStore(url: string, scheme: Scheme): KeyvStoreAdapter {
     },
     "KeyvRedisCluster",
   );
+  connectOnce(adapter);
   guardClusterWalks(adapter);
   closeClusterPromptly(adapter);
   return adapter;
+}
+
+/**
+ * Calls made before the cluster is connected share one connection attempt. The adapter starts
+ * one per call, and a second attempt fails ("already open") and destroys the first; and the
+ * cluster counts as open before it knows its slots, so a call that did not wait for the attempt
+ * would find no master for its key.
+ */
+function connectOnce(adapter: RedisAdapter): void {
+  const target = adapter as unknown as { getClient(): Promise<unknown> };
+  const connect = target.getClient.bind(adapter);
+  let pending: Promise<unknown> | undefined;
+  target.getClient = () => {
+    pending ??= connect().finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
 }
 
 interface ClusterClient {
