@@ -102,6 +102,12 @@ async function openTarget(flags: StoreFlags): Promise<Target> {
   const namespace = flags.namespace ?? config.namespace ?? KEYV_DEFAULT_NAMESPACE;
   const backend = storeFromUrl(url);
   try {
+    // memcached has no way to list its keys: say so, rather than fail mid-command.
+    if (!(backend instanceof Map) && typeof backend.iterator !== "function") {
+      throw new ConfigError(
+        "this store cannot list its keys (memcached keeps no index of them), so its entries cannot be verified, re-signed or purged",
+      );
+    }
     const store = signedStore(backend, config.secret, {
       fallbacks: config.fallbacks,
       encrypt: config.encrypt,

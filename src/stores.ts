@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { type InspectOptions, inspect } from "node:util";
 import type { KeyvStoreAdapter } from "keyv";
+import { checkHostList, distributedStore } from "./cluster-stores.js";
 import { ConfigError, driverFault, StoreError } from "./errors.js";
 import { KEY_LIMITS, type KeyLimits } from "./key-limits.js";
 import type { WrappableStore } from "./store.js";
@@ -20,9 +21,16 @@ export const STORE_SCHEMES = {
   "postgres:": "@keyv/postgres",
   "postgresql:": "@keyv/postgres",
   "mysql:": "@keyv/mysql",
+  "valkey:": "@keyv/redis",
+  "valkeys:": "@keyv/redis",
+  "redis+cluster:": "@keyv/redis",
+  "rediss+cluster:": "@keyv/redis",
+  "memcache:": "@keyv/memcache",
+  "etcd:": "@keyv/etcd",
 } as const;
 
-type Scheme = keyof typeof STORE_SCHEMES;
+/** A scheme {@link storeFromUrl} understands. */
+export type Scheme = keyof typeof STORE_SCHEMES;
 
 // Optional peers are loaded only when their scheme is used, and synchronously, so that
 // createKeyv can hand back a ready Keyv. Every adapter ships a CommonJS build.
@@ -91,6 +99,10 @@ const NO_PAD_COLLATIONS = ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"];
  * | `redis://…`, `rediss://…` | Redis | `@keyv/redis` |
  * | `postgres://…`, `postgresql://…` | PostgreSQL | `@keyv/postgres` |
  * | `mysql://…` | MySQL / MariaDB | `@keyv/mysql` |
+ * | `valkey://…`, `valkeys://…` | Valkey | `@keyv/redis` |
+ * | `redis+cluster://host:port,host:port`, `rediss+cluster://…` | Redis / Valkey Cluster | `@keyv/redis` |
+ * | `memcache://host:port[,host:port]` | memcached servers | `@keyv/memcache` |
+ * | `etcd://host:port[,host:port]` | etcd | `@keyv/etcd` |
  *
  * SQL URLs accept `?table=name` (default `keyv`); `postgres` also `?schema=name`. Tables are
  * fixed on first use, new or existing, so every key is stored as given: PostgreSQL keys widened
@@ -129,12 +141,17 @@ export function storeFromUrl(url: string): WrappableStore {
       return sqliteStore(url);
     case "redis:":
     case "rediss:":
+    case "valkey:":
+    case "valkeys:":
       return redisStore(url);
     case "postgres:":
     case "postgresql:":
       return postgresStore(url);
     case "mysql:":
       return mysqlStore(url);
+    default:
+      // Redis Cluster, Valkey, memcached and etcd: see cluster-stores.ts.
+      return distributedStore(url, scheme);
   }
 }
 
@@ -145,6 +162,8 @@ export function storeFromUrl(url: string): WrappableStore {
  */
 export function checkStoreUrl(url: string): void {
   const scheme = schemeOf(url);
+  // Host lists (`host:port,host:port`) are not WHATWG URLs.
+  if (checkHostList(url, scheme)) return;
   if (scheme !== "memory:" && scheme !== "sqlite:") checkParses(takeParams(url, [])[0]);
 }
 
@@ -191,7 +210,12 @@ function parseUrl(url: string): URL | undefined {
  * (password masked) and namespace: adapters keep the URL, and Redis clients the password, in
  * their state.
  */
-function finish<T extends object>(adapter: T, name: string, url: string, limits: KeyLimits): T {
+export function finish<T extends object>(
+  adapter: T,
+  name: string,
+  url: string,
+  limits: KeyLimits,
+): T {
   const shown = redactUrl(url);
   Object.defineProperties(adapter, {
     [KEY_LIMITS]: { value: limits, enumerable: false, configurable: true, writable: true },
@@ -245,7 +269,7 @@ function takesExpires(adapterClass: { prototype: object }): boolean {
   return "capabilities" in adapterClass.prototype;
 }
 
-function adapterClass<T>(packageName: string): new (...args: never[]) => T {
+export function adapterClass<T>(packageName: string): new (...args: never[]) => T {
   let module: { default?: unknown };
   try {
     module = load(packageName);
@@ -334,18 +358,28 @@ function sqliteStore(url: string): KeyvStoreAdapter {
 
 function redisStore(url: string): KeyvStoreAdapter {
   checkParses(url);
+  // Valkey speaks the Redis protocol: the same client, walks and fixes serve both.
+  const target = url.replace(/^valkey(s?):/i, "redis$1:");
+  return redisAdapter(url, {
+    url: target,
+    socket: {
+      connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+      // Out of retries, the client closes and rejects what it queued; the adapter reconnects
+      // on the next call. Calls made while it connects wait in the queue, bounded by storeTimeout.
+      reconnectStrategy: (retries: number) =>
+        retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false,
+    },
+  });
+}
+
+/**
+ * A @keyv/redis adapter over `connect` (node-redis client or cluster options), with the walks,
+ * errors and close of {@link storeFromUrl}'s Redis stores; `url` is what inspect shows.
+ */
+export function redisAdapter(url: string, connect: object, name = "KeyvRedis"): RedisAdapter {
   const KeyvRedis = adapterClass<KeyvStoreAdapter>("@keyv/redis");
   const adapter = new KeyvRedis(
-    {
-      url,
-      socket: {
-        connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-        // Out of retries, the client closes and rejects what it queued; the adapter reconnects
-        // on the next call. Calls made while it connects wait in the queue, bounded by storeTimeout.
-        reconnectStrategy: (retries: number) =>
-          retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false,
-      },
-    } as never,
+    connect as never,
     // By default the adapter turns a failed command into an "error" event and a miss (or a
     // write that seems to succeed); throwing lets the signed store report it as a StoreError.
     { throwOnErrors: true, connectionTimeout: REDIS_CONNECT_TIMEOUT_MS } as never,
@@ -377,11 +411,11 @@ function redisStore(url: string): KeyvStoreAdapter {
     ]);
     await disconnect(!answers).catch(() => {});
   };
-  return finish(adapter, "KeyvRedis", url, REDIS_KEY_LIMITS);
+  return finish(adapter, name, url, REDIS_KEY_LIMITS);
 }
 
 /** The parts of @keyv/redis (and its node-redis clients) the walks use. */
-type RedisAdapter = KeyvStoreAdapter & {
+export type RedisAdapter = KeyvStoreAdapter & {
   keyPrefixSeparator: string;
   clearBatchSize: number;
   noNamespaceAffectsAll: boolean;
@@ -624,7 +658,7 @@ interface PgPool extends EventEmitter {
 }
 
 /** Loads `dependency` as `packageName` itself would resolve it. */
-function loadBeside<T>(packageName: string, dependency: string): T {
+export function loadBeside<T>(packageName: string, dependency: string): T {
   return createRequire(load.resolve(packageName))(dependency) as T;
 }
 
