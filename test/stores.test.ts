@@ -11,6 +11,7 @@ import { ConfigError } from "../src/errors.ts";
 import { KEY_LIMITS, type KeyLimits } from "../src/key-limits.ts";
 import { signedStore } from "../src/store.ts";
 import { redactUrl, storeFromUrl } from "../src/stores.ts";
+import { adapterMajor } from "./support/adapters.ts";
 import { backendBehaviours } from "./support/backends.ts";
 import { SECRET } from "./support/secrets.ts";
 
@@ -178,6 +179,8 @@ describe("signedStore over sqlite:// from storeFromUrl", async () => {
   const sqlite3 = (await import("sqlite3")).default;
   const file = join(dir, "behaviours.sqlite");
   const TABLE = "sc_backends_sqlite";
+  // A 6.x @keyv/sqlite keeps the namespace in a column, the key bare.
+  const SQLITE6 = adapterMajor("@keyv/sqlite") === 6;
 
   function run<T>(sql: string, params: unknown[], all = false): Promise<T> {
     const db = new sqlite3.Database(file);
@@ -194,19 +197,23 @@ describe("signedStore over sqlite:// from storeFromUrl", async () => {
 
   backendBehaviours({
     store: () => storeFromUrl(`sqlite://${file}?table=${TABLE}`),
-    physicalKey: (namespace, key) => `${namespace}:${key}`,
-    read: async (key) =>
+    read: async (namespace, key) =>
       (
         await run<{ value: string } | undefined>(
-          `SELECT value FROM ${TABLE} WHERE key = ?`,
-          [key],
+          `SELECT value FROM ${TABLE} WHERE ${SQLITE6 ? "key = ? AND namespace = ?" : "key = ?"}`,
+          SQLITE6 ? [key, namespace] : [`${namespace}:${key}`],
           true,
         )
       )?.value,
-    write: (key, value) =>
-      run(
-        `INSERT INTO ${TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-        [key, value],
-      ),
+    write: (namespace, key, value) =>
+      SQLITE6
+        ? run(
+            `INSERT INTO ${TABLE} (key, namespace, value) VALUES (?, ?, ?) ON CONFLICT(key, namespace) DO UPDATE SET value = excluded.value`,
+            [key, namespace, value],
+          )
+        : run(
+            `INSERT INTO ${TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+            [`${namespace}:${key}`, value],
+          ),
   });
 });

@@ -71,12 +71,12 @@ describeBackend(mariadb, "MariaDB/MySQL", () => {
   describeBackend(mariadb, "signedStore over MariaDB, from storeFromUrl", () => {
     backendBehaviours({
       store: () => storeFromUrl(withTable(TABLE)),
-      physicalKey: (namespace, key) => `${namespace}:${key}`,
-      read: (key) => readRow(TABLE, key),
-      write: async (key, value) => {
+      // @keyv/mysql keeps the key as Keyv 5 (or the signed store) prefixed it.
+      read: (namespace, key) => readRow(TABLE, `${namespace}:${key}`),
+      write: async (namespace, key, value) => {
         await client.query(
           `INSERT INTO ${TABLE} (id, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)`,
-          [key, value],
+          [`${namespace}:${key}`, value],
         );
       },
     });

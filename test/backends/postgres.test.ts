@@ -9,6 +9,7 @@ import { StoreError } from "../../src/errors.ts";
 import { KEY_LIMITS } from "../../src/key-limits.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
+import { adapterMajor } from "../support/adapters.ts";
 import {
   backendBehaviours,
   closedPort,
@@ -30,6 +31,15 @@ const TABLE = "sc_backends_pg";
 const SCHEMA = "sc_backends_pg_schema";
 // Per run: another run of this file may share the server.
 const LEGACY_TABLE = `sc_backends_pg_legacy_${randomBytes(3).toString("hex")}`;
+
+/** Whether the installed @keyv/postgres is a 6.x: namespace in a column, the key bare. */
+const PG6 = adapterMajor("@keyv/postgres") === 6;
+/** The SQL condition selecting an entry's row, its parameters numbered from `first`. */
+const rowOf = (first: number) =>
+  PG6 ? `key = $${first} AND namespace = $${first + 1}` : `key = $${first}`;
+/** The parameters {@link rowOf} takes for the entry `key` of `namespace`. */
+const rowKey = (namespace: string, key: string) =>
+  PG6 ? [key, namespace] : [`${namespace}:${key}`];
 
 function withParams(params: string): string {
   return `${postgres.url}${postgres.url.includes("?") ? "&" : "?"}${params}`;
@@ -55,16 +65,21 @@ describeBackend(postgres, "PostgreSQL", () => {
   describeBackend(postgres, "signedStore over PostgreSQL, from storeFromUrl", () => {
     backendBehaviours({
       store: () => storeFromUrl(withParams(`table=${TABLE}`)),
-      physicalKey: (namespace, key) => `${namespace}:${key}`,
-      read: async (key) => {
-        const { rows } = await client.query(`SELECT value FROM ${TABLE} WHERE key = $1`, [key]);
+      read: async (namespace, key) => {
+        const { rows } = await client.query(`SELECT value FROM ${TABLE} WHERE ${rowOf(1)}`, [
+          ...rowKey(namespace, key),
+        ]);
         return rows[0]?.value;
       },
-      write: async (key, value) => {
+      write: async (namespace, key, value) => {
+        // 6.x keeps the namespace in a column, unique together with the key.
+        const conflict = PG6 ? "(key, COALESCE(namespace, ''))" : "(key)";
+        const columns = PG6 ? "(key, namespace, value)" : "(key, value)";
+        const values = PG6 ? "($1, $2, $3)" : "($1, $2)";
         await client.query(
-          `INSERT INTO ${TABLE} (key, value) VALUES ($1, $2)
-           ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-          [key, value],
+          `INSERT INTO ${TABLE} ${columns} VALUES ${values}
+           ON CONFLICT ${conflict} DO UPDATE SET value = excluded.value`,
+          [...rowKey(namespace, key), value],
         );
       },
     });
@@ -78,9 +93,10 @@ describeBackend(postgres, "PostgreSQL", () => {
         namespace: "sc_backends_schema",
       });
       await cache.set("k", "in the schema");
-      const { rows } = await client.query(`SELECT value FROM ${SCHEMA}.${TABLE} WHERE key = $1`, [
-        "sc_backends_schema:k",
-      ]);
+      const { rows } = await client.query(
+        `SELECT value FROM ${SCHEMA}.${TABLE} WHERE ${rowOf(1)}`,
+        rowKey("sc_backends_schema", "k"),
+      );
       expect(rows[0]?.value.startsWith(ENVELOPE_PREFIX)).toBe(true);
       expect(rows[0]?.value).toContain("in the schema");
       expect(await cache.get("k")).toBe("in the schema");
