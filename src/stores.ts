@@ -496,21 +496,11 @@ function postgresStore(url: string): KeyvStoreAdapter {
   const KeyvPostgres = adapterClass<KeyvStoreAdapter & EventEmitter>("@keyv/postgres");
   const table = params.table ?? "keyv";
   const schema = params.schema ?? "public";
-  if (takesExpires(KeyvPostgres)) {
-    // 6.x keeps the namespace in a column of its own and walks it by key: exact and linear.
-    const adapter = new KeyvPostgres({
-      uri: bare,
-      table,
-      schema,
-      keyLength: PG_KEY_CHARS,
-      iterationLimit: PAGE_ROWS,
-    } as never);
-    return finish(adapter, "KeyvPostgres", url, PG_KEY_LIMITS);
-  }
   // The adapter keeps one module-wide pg.Pool that nobody listens to: an idle connection the
   // server drops (a restart, a terminated backend) then emits an unheard "error" and kills the
   // process, and any adapter's disconnect() ends the pool under all of them. Here stores of one
   // server share a pool that reports its errors to each of them, and closes with the last one.
+  // Both adapter majors get their query function from connect().
   let shared: SharedPool | undefined;
   const OwnPool = class extends KeyvPostgres {
     async connect() {
@@ -519,9 +509,21 @@ function postgresStore(url: string): KeyvStoreAdapter {
       return async (sql: string, values?: unknown[]) => (await pool.query(sql, values)).rows;
     }
     override async disconnect() {
+      (this as { stopClearExpiredTimer?: () => void }).stopClearExpiredTimer?.();
       await releasePool(bare, this);
     }
   };
+  if (takesExpires(KeyvPostgres)) {
+    // 6.x keeps the namespace in a column of its own and walks it by key: exact and linear.
+    const adapter = new OwnPool({
+      uri: bare,
+      table,
+      schema,
+      keyLength: PG_KEY_CHARS,
+      iterationLimit: PAGE_ROWS,
+    } as never);
+    return finish(adapter, "KeyvPostgres", url, PG_KEY_LIMITS);
+  }
   const adapter = new OwnPool({
     uri: bare,
     table,
