@@ -20,6 +20,7 @@ import { readConfig } from "../src/config.ts";
 import { createKeyv } from "../src/create-keyv.ts";
 import { BadData, BadSignature, ConfigError, StoreError } from "../src/errors.ts";
 import { generateSecret, Keyring, type Secret } from "../src/keyring.ts";
+import { storeKeyOf } from "../src/keyv-io.ts";
 import { signedStore } from "../src/store.ts";
 import { storeFromUrl } from "../src/stores.ts";
 import { type Origin, startOrigin } from "./support/origin.ts";
@@ -630,7 +631,7 @@ describe("errors show no secret and no password", () => {
     const valueToken = `val${randomBytes(12).toString("hex")}`;
     const storage = signedStorage(new Map(), SECRET, { strict: true });
     // Signed with the secret, so it verifies; its head is not JSON (the cause is a SyntaxError).
-    await storage.keyv.store.set("keyv:k", `~ax2j{"value": ${valueToken}\n{}`);
+    await storage.keyv.store.set(storeKeyOf(storage.keyv, "k"), `~ax2j{"value": ${valueToken}\n{}`);
     const error = await errorOf(() => storage.get("k"));
     expect(error).toBeInstanceOf(BadData);
     expect(quoted([error], valueToken, "the cached text")).toEqual([]);

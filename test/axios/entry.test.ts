@@ -3,7 +3,7 @@ import { AxiosHeaders } from "axios";
 import fc from "fast-check";
 import Keyv from "keyv";
 import { afterEach, describe, expect, it } from "vitest";
-import { deserializeEntry, serializeEntry } from "../../src/axios/entry.ts";
+import { deserializeEntry, serializeEntry, useEntryFormat } from "../../src/axios/entry.ts";
 import { BadPayload } from "../../src/errors.ts";
 
 const NOT_CACHED = "~ax2x";
@@ -289,7 +289,8 @@ describe("axios entry layout", () => {
   });
 
   it("is what a Keyv reads back through useEntryFormat's serializer pair", async () => {
-    const keyv = new Keyv({ serialize: serializeEntry, deserialize: deserializeEntry as never });
+    const keyv = new Keyv();
+    useEntryFormat(keyv);
     const body = JSON.parse('{"type":"Buffer","data":[1,2,3],"toJSON":1}');
     await keyv.set("k", entry(body).value);
     expect(await keyv.get("k")).toStrictEqual(entry(body).value);
@@ -312,7 +313,8 @@ describe("axios entry layout", () => {
   it("rejects a cut-short, altered or foreign entry with BadPayload", () => {
     const stored = serializeEntry(entry({ json: true }));
     const head = stored.slice(5, stored.indexOf("\n"));
-    const keyvJson = new Keyv().serialize?.(entry("old") as never) as string;
+    // What Keyv's own JSON serializer writes, on either major.
+    const keyvJson = JSON.stringify(entry("old"));
     const malformed = [
       stored.slice(0, stored.indexOf("\n")),
       stored.slice(0, -1),

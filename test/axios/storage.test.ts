@@ -177,7 +177,7 @@ describe("signedStorage: Keyv's expiry", () => {
     // No validators and no time to be served stale: an entry lives exactly its ttl.
     const value = cachedValue("short-lived", { ttl: 1_000 });
     await storage.set("k", { ...value, data: { ...value.data, meta: undefined } });
-    const raw = (await storage.keyv.get("k", { raw: true })) as { expires?: number };
+    const raw = (await storage.keyv.getRaw("k")) as { expires?: number };
     expect(raw.expires).toBe(1_700_000_001_000);
     expect((await storage.get("k")).data?.data).toBe("short-lived");
     vi.setSystemTime(1_700_000_001_001);

@@ -32,6 +32,13 @@ const SCHEMA = "sc_backends_pg_schema";
 // Per run: another run of this file may share the server.
 const LEGACY_TABLE = `sc_backends_pg_legacy_${randomBytes(3).toString("hex")}`;
 
+/** `url` pointing at another database of the same server. */
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
 /** Whether the installed @keyv/postgres is a 6.x: namespace in a column, the key bare. */
 const PG6 = adapterMajor("@keyv/postgres") === 6;
 /** The SQL condition selecting an entry's row, its parameters numbered from `first`. */
@@ -146,7 +153,7 @@ describeBackend(postgres, "PostgreSQL", () => {
     it("a walk the server breaks off fails: clear() and iterator() reject, never look complete", async () => {
       for (const url of [
         `postgres://postgres@127.0.0.1:${await closedPort()}/test?table=${TABLE}`,
-        `${postgres.url.replace(/\/test(\?|$)/, "/sc_no_such_database$1")}`,
+        withDatabase(postgres.url, "sc_no_such_database"),
       ]) {
         // Keyv reports store faults of a lax Keyv as events; strict ones reject.
         const heard: unknown[] = [];
@@ -183,28 +190,38 @@ describeBackend(postgres, "PostgreSQL", () => {
       }
     }
 
-    it("declares 2048 bytes without NUL, and the widest declared key round-trips", async () => {
-      const adapter = storeFromUrl(withParams(`table=${TABLE}`)) as LimitedAdapter;
-      expect(adapter[KEY_LIMITS]).toEqual({ maxBytes: 2048, nul: false });
-      await expectWidestKeysRoundTrip(adapter, "sc_backends_widest");
-      // What nul: false stands for: PostgreSQL text cannot hold NUL at all.
-      await expect(adapter.set("sc_backends_widest:a\u0000b", "v")).rejects.toThrow(/0x00/);
-      await adapter.disconnect?.();
-    });
+    // The raw-adapter checks below speak the 2.x layout (`ns:key` in one column); a 6.x adapter
+    // keeps the namespace in a column of its own and is covered through the signed store.
+    it.skipIf(PG6)(
+      "declares 2048 bytes without NUL, and the widest declared key round-trips",
+      async () => {
+        const adapter = storeFromUrl(withParams(`table=${TABLE}`)) as LimitedAdapter;
+        expect(adapter[KEY_LIMITS]).toEqual({ maxBytes: 2048, nul: false });
+        await expectWidestKeysRoundTrip(adapter, "sc_backends_widest");
+        // What nul: false stands for: PostgreSQL text cannot hold NUL at all.
+        await expect(adapter.set("sc_backends_widest:a\u0000b", "v")).rejects.toThrow(/0x00/);
+        await adapter.disconnect?.();
+      },
+    );
 
-    it("widens the key column of a table @keyv/postgres created (VARCHAR(255)), in byte order", async () => {
-      await client.query(`CREATE TABLE ${LEGACY_TABLE}(key VARCHAR(255) PRIMARY KEY, value TEXT)`);
-      const adapter = storeFromUrl(withParams(`table=${LEGACY_TABLE}`)) as LimitedAdapter;
-      await expectWidestKeysRoundTrip(adapter, "sc_backends_legacy");
-      const { rows } = await client.query(
-        `SELECT character_maximum_length AS length, collation_name AS collation
+    it.skipIf(PG6)(
+      "widens the key column of a table @keyv/postgres created (VARCHAR(255)), in byte order",
+      async () => {
+        await client.query(
+          `CREATE TABLE ${LEGACY_TABLE}(key VARCHAR(255) PRIMARY KEY, value TEXT)`,
+        );
+        const adapter = storeFromUrl(withParams(`table=${LEGACY_TABLE}`)) as LimitedAdapter;
+        await expectWidestKeysRoundTrip(adapter, "sc_backends_legacy");
+        const { rows } = await client.query(
+          `SELECT character_maximum_length AS length, collation_name AS collation
          FROM information_schema.columns WHERE table_name = $1 AND column_name = 'key'`,
-        [LEGACY_TABLE],
-      );
-      // The "C" collation: a namespace's keys are one range of the key index, walked in pages.
-      expect(rows).toEqual([{ length: 2048, collation: "C" }]);
-      await adapter.disconnect?.();
-    });
+          [LEGACY_TABLE],
+        );
+        // The "C" collation: a namespace's keys are one range of the key index, walked in pages.
+        expect(rows).toEqual([{ length: 2048, collation: "C" }]);
+        await adapter.disconnect?.();
+      },
+    );
 
     it("keeps keys differing in trailing spaces or case apart, through the signed store", async () => {
       const cache = createKeyv({

@@ -72,6 +72,16 @@ const targets: Target[] = [
 const ENTRIES = 40_000;
 
 /**
+ * Whether an adapter is of a 6.x line: it keeps its namespace itself, so its rows and its own
+ * `iterator()` name keys without the `namespace:` prefix that 2.x–5.x rows carry.
+ */
+const ownsNamespace = (adapter: object) => "capabilities" in adapter;
+
+/** The key an adapter's own `iterator()` lists for the entry Keyv calls `key` in `namespace`. */
+const listedAs = (adapter: object, namespace: string, key: string) =>
+  ownsNamespace(adapter) ? key : `${namespace}:${key}`;
+
+/**
  * Writes `count` entries `namespace:kNNNNNN` as Keyv lays them out, a thousand a statement: a
  * multi-row INSERT through the SQL adapters' own `query`, `setMany` on the others.
  */
@@ -83,11 +93,13 @@ async function fill(adapter: Adapter, namespace: string, count: number): Promise
   for (let start = 0; start < count; start += 1000) {
     const batch: [string, string][] = [];
     for (let i = start; i < Math.min(count, start + 1000); i++) {
-      const key = `${namespace}:k${String(i).padStart(6, "0")}`;
+      const key = listedAs(adapter, namespace, `k${String(i).padStart(6, "0")}`);
       keys.push(key);
       batch.push([key, `value ${i}`]);
     }
-    if (adapter.opts?.dialect === "sqlite") {
+    if (ownsNamespace(adapter)) {
+      await adapter.setMany?.(batch.map(([key, value]) => ({ key, value })));
+    } else if (adapter.opts?.dialect === "sqlite") {
       await adapter.query?.(
         `INSERT INTO ${table} (key, value) VALUES ${batch.map(() => "(?, ?)").join(", ")}`,
         batch.flat(),
@@ -120,6 +132,8 @@ interface Capture {
 }
 
 function capturePages(adapter: Adapter): Capture {
+  // A 6.x adapter's pages are its own statements, over its own layout; their pace is checked.
+  if (ownsNamespace(adapter)) return { stop: () => {}, expectIndexRanges: async () => {} };
   const dialect = adapter.opts?.dialect;
   const isPage = (sql: unknown) =>
     typeof sql === "string" && /^\s*SELECT\b/i.test(sql) && sql.includes(TABLE);
@@ -329,11 +343,13 @@ for (const { backend, url, cleanup } of targets) {
       };
       const expectListed = async (cleared: number) => {
         for (const [index, { namespace, adapter, keyv }] of entries.entries()) {
-          const own = index < cleared ? [] : [`${namespace}:a`, `${namespace}:b`];
-          expect(await listKeys(adapter, namespace), namespace).toEqual(own);
+          const own = index < cleared ? [] : ["a", "b"];
+          expect(await listKeys(adapter, namespace), namespace).toEqual(
+            own.map((key) => listedAs(adapter, namespace, key)),
+          );
           const listed: [string, unknown][] = [];
           for await (const entry of keyv.iterator?.(undefined) ?? []) listed.push(entry);
-          const values = own.map((key) => [key.slice(namespace.length + 1), key.replace(":", "/")]);
+          const values = own.map((key) => [key, `${namespace}/${key}`]);
           expect(listed.sort(), namespace).toEqual(values);
         }
       };

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createKeyv } from "../../src/create-keyv.ts";
 import { type BadData, InvalidKey, StoreError } from "../../src/errors.ts";
 import { signedStore, type WrappableStore } from "../../src/store.ts";
+import { KEYV_MAJOR } from "./adapters.ts";
 import { SECRET } from "./secrets.ts";
 
 /** A real server a backend suite runs against. */
@@ -179,7 +180,10 @@ export function backendBehaviours(raw: RawAccess): void {
     await expect(cache.set("a\uD801", "another")).rejects.toBeInstanceOf(InvalidKey);
     expect(await cache.get("a\uD800")).toBeUndefined();
     expect(await cache.delete("a\uD800")).toBe(false);
-    expect(await cache.deleteMany(["a\uD800", "a\uDC00"])).toBe(false);
+    // Keyv 6 answers per key.
+    expect(await cache.deleteMany(["a\uD800", "a\uDC00"])).toEqual(
+      KEYV_MAJOR === 6 ? [false, false] : false,
+    );
     expect(await cache.get("a\uFFFD")).toBe("replacement character");
     expect(invalid).toEqual([]);
   });
