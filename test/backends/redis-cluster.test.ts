@@ -14,6 +14,7 @@ import { setupCache } from "../../src/axios/index.ts";
 import { StoreError } from "../../src/errors.ts";
 import { signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
+import { adapterMajor } from "../support/adapters.ts";
 import { timed } from "../support/backends.ts";
 import { keyvCompliance } from "../support/compliance.ts";
 import {
@@ -92,7 +93,10 @@ describeWithTools(installed, TOOLS, "signedStore over a Redis Cluster", () => {
     for (const [at, keys] of held.entries()) {
       const port = cluster.nodes[at]?.port as number;
       const physical = keys[0] as string;
-      const key = physical.slice("tamper::tamper:".length);
+      // @keyv/redis 6 prefixes `tamper::` to the bare key; 5 to the key already prefixed.
+      const key = physical.slice(
+        adapterMajor("@keyv/redis") === 6 ? "tamper::".length : "tamper::tamper:".length,
+      );
       const row = await rawOn(port, physical);
       expect(row).toMatch(/^sc2\..*"admin":false/);
       await redisCli(port, "SET", physical, String(row).replace("false", "true"));
