@@ -5,14 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import KeyvSqlite from "@keyv/sqlite";
-import Keyv from "keyv";
+import Keyv, { type KeyvStoreAdapter } from "keyv";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inspectEnvelope } from "../src/envelope.ts";
 import { Keyring, type Secret } from "../src/keyring.ts";
 import { type SignedStoreOptions, signedStore } from "../src/store.ts";
 import { storeFromUrl } from "../src/stores.ts";
+import { adapterKey, fullKeyOf } from "./support/adapters.ts";
 import { backendOrSkip, findBackend } from "./support/backends.ts";
 import { OLD_SECRET, OTHER_SECRET, SECRET } from "./support/secrets.ts";
 
@@ -52,19 +52,51 @@ function keyvAt(
   secret: Secret,
   options: SignedStoreOptions = {},
 ): Keyv {
-  return new Keyv({ store: signedStore(new KeyvSqlite(at), secret, options), namespace });
+  return new Keyv({ store: signedStore(storeFromUrl(at), secret, options), namespace });
+}
+
+/** The store the CLI opens for `at`, unsigned: what someone with write access to it sees. */
+function rawAt(at: string, namespace: string): KeyvStoreAdapter {
+  const adapter = storeFromUrl(at) as KeyvStoreAdapter;
+  adapter.namespace = namespace;
+  return adapter;
+}
+
+/** Reads, below the signed store, the entry stored as `fullKey` (`namespace:key`). */
+async function rawGet(at: string, fullKey: string): Promise<unknown> {
+  const namespace = fullKey.slice(0, fullKey.indexOf(":"));
+  const raw = rawAt(at, namespace);
+  try {
+    return await raw.get(adapterKey(raw, namespace, fullKey));
+  } finally {
+    await raw.disconnect?.();
+  }
+}
+
+/** Writes, below the signed store, `text` as the entry stored as `fullKey`. */
+async function rawSet(at: string, fullKey: string, text: string): Promise<void> {
+  const namespace = fullKey.slice(0, fullKey.indexOf(":"));
+  const raw = rawAt(at, namespace);
+  try {
+    await raw.set(adapterKey(raw, namespace, fullKey), text);
+  } finally {
+    await raw.disconnect?.();
+  }
 }
 
 /** Replaces `false` by `true` in a stored envelope: a MAC mismatch with a header that parses. */
 async function tamper(at: string, key: string): Promise<void> {
-  const raw = new KeyvSqlite(at);
-  await raw.set(key, String(await raw.get(key)).replace("false", "true"));
+  await rawSet(at, key, String(await rawGet(at, key)).replace("false", "true"));
 }
 
 /** Keys stored in a namespace, read from the backend itself. */
 async function storedKeys(at: string, namespace: string): Promise<string[]> {
   const keys: string[] = [];
-  for await (const [key] of new KeyvSqlite(at).iterator(namespace)) keys.push(String(key));
+  const raw = rawAt(at, namespace);
+  for await (const [key] of raw.iterator?.(namespace) ?? []) {
+    keys.push(fullKeyOf(raw, namespace, String(key)));
+  }
+  await raw.disconnect?.();
   return keys.sort();
 }
 
@@ -77,7 +109,6 @@ const cliAt =
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function seed(): Promise<void> {
-  const adapter = new KeyvSqlite(url);
   const current = keyvAt(url, "app", SECRET);
   for (const name of ["a", "b", "c"]) await current.set(name, { name });
   await current.set("soon", "gone", 1);
@@ -85,7 +116,7 @@ async function seed(): Promise<void> {
   await keyvAt(url, "app", OTHER_SECRET).set("forged", "admin");
   await current.set("tampered", { admin: false });
   await tamper(url, "app:tampered");
-  await adapter.set("app:legacy", JSON.stringify({ value: "plain", expires: null }));
+  await rawSet(url, "app:legacy", JSON.stringify({ value: "plain", expires: null }));
   await keyvAt(url, "other", SECRET).set("x", 1);
   await pause(10);
 }
@@ -293,7 +324,7 @@ describe("resign never lowers an entry's protection", () => {
         ttl,
       );
     }
-    const raw = new KeyvSqlite(at);
+    const raw = { get: (fullKey: string) => rawGet(at, fullKey) };
     const header = async (key: string) => inspectEnvelope(await raw.get(`${namespace}:${key}`));
     const before = await Promise.all(entries.map(([key]) => header(key)));
     const result = await run(["resign", "--namespace", namespace, "--json"], env);
@@ -564,7 +595,7 @@ describe("finishing a signed → encrypted migration", () => {
     const file = join(dir, "migrate.sqlite");
     const migrateUrl = `sqlite://${file}`;
     const plain = new Keyv({
-      store: signedStore(new KeyvSqlite(migrateUrl), SECRET),
+      store: signedStore(storeFromUrl(migrateUrl), SECRET),
       namespace: "app",
     });
     await plain.set("card", "4111111111111111");

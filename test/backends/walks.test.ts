@@ -14,6 +14,7 @@ import { createClient } from "redis";
 import { afterAll, expect, it } from "vitest";
 import { type SignedStore, signedStore } from "../../src/store.ts";
 import { storeFromUrl } from "../../src/stores.ts";
+import { ownsNamespace } from "../support/adapters.ts";
 import { type Backend, describeBackend, findBackend } from "../support/backends.ts";
 import { SECRET } from "../support/secrets.ts";
 
@@ -70,12 +71,6 @@ const targets: Target[] = [
 ];
 
 const ENTRIES = 40_000;
-
-/**
- * Whether an adapter is of a 6.x line: it keeps its namespace itself, so its rows and its own
- * `iterator()` name keys without the `namespace:` prefix that 2.x–5.x rows carry.
- */
-const ownsNamespace = (adapter: object) => "capabilities" in adapter;
 
 /** The key an adapter's own `iterator()` lists for the entry Keyv calls `key` in `namespace`. */
 const listedAs = (adapter: object, namespace: string, key: string) =>

@@ -8,6 +8,7 @@ import {
   createCachedFetch,
 } from "../../src/fetch/index.ts";
 import type { SignedStore } from "../../src/store.ts";
+import { adapterKey, fullKeyOf } from "../support/adapters.ts";
 import { SECRET } from "../support/secrets.ts";
 
 /** Where a suite's instances keep their entries. */
@@ -56,8 +57,9 @@ export async function rawEntries(cached: CachedFetch): Promise<Map<string, strin
     return out;
   }
   const adapter = backend as KeyvStoreAdapter;
-  for await (const [key, value] of adapter.iterator?.(namespace) ?? []) {
-    if (String(key).startsWith(`${namespace}:`)) out.set(String(key), String(value));
+  for await (const [listed, value] of adapter.iterator?.(namespace) ?? []) {
+    const key = fullKeyOf(adapter, namespace, String(listed));
+    if (key.startsWith(`${namespace}:`)) out.set(key, String(value));
   }
   return out;
 }
@@ -66,7 +68,10 @@ export async function rawEntries(cached: CachedFetch): Promise<Map<string, strin
 export async function rawWrite(cached: CachedFetch, key: string, text: string): Promise<void> {
   const backend = (cached.keyv.store as SignedStore).backend;
   if (backend instanceof Map) backend.set(key, text);
-  else await (backend as KeyvStoreAdapter).set(key, text);
+  else {
+    const adapter = backend as KeyvStoreAdapter;
+    await adapter.set(adapterKey(adapter, cached.keyv.namespace as string, key), text);
+  }
 }
 
 /** The key and text of the one response entry stored for `url`. */

@@ -20,3 +20,23 @@ const { Keyv } = load("keyv") as { Keyv: { prototype: object } };
  * resolves stores through `resolveStore`, as the library itself tells them apart.
  */
 export const KEYV_MAJOR: 5 | 6 = "resolveStore" in Keyv.prototype ? 6 : 5;
+
+/**
+ * Whether an adapter instance is of a 6.x line: it prefixes its own namespace, so it takes and
+ * lists keys without the `namespace:` that Keyv 5 (and the signed store) put in front.
+ */
+export function ownsNamespace(adapter: object): boolean {
+  return "capabilities" in adapter;
+}
+
+/** The key an adapter takes (and lists) for the entry stored as `fullKey` in `namespace`. */
+export function adapterKey(adapter: object, namespace: string, fullKey: string): string {
+  return ownsNamespace(adapter) && fullKey.startsWith(`${namespace}:`)
+    ? fullKey.slice(namespace.length + 1)
+    : fullKey;
+}
+
+/** The full (`namespace:`) key of what an adapter listed in `namespace`. */
+export function fullKeyOf(adapter: object, namespace: string, listed: string): string {
+  return ownsNamespace(adapter) ? `${namespace}:${listed}` : listed;
+}
