@@ -53,6 +53,8 @@ const REDIS_SCAN_COUNT = 1000;
 // A dead Redis must fail a call quickly instead of queueing it behind endless reconnects.
 const REDIS_CONNECT_TIMEOUT_MS = 2000;
 const REDIS_RECONNECT_ATTEMPTS = 2;
+/** Longest pause between reconnection attempts of a client that never gives up, in ms. */
+const REDIS_RETRY_CEILING_MS = 1000;
 /** How long a close may wait for replies before the socket is destroyed, in ms. */
 const REDIS_CLOSE_GRACE_MS = 300;
 
@@ -364,10 +366,13 @@ function redisStore(url: string): KeyvStoreAdapter {
     url: target,
     socket: {
       connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-      // Out of retries, the client closes and rejects what it queued; the adapter reconnects
-      // on the next call. Calls made while it connects wait in the queue, bounded by storeTimeout.
-      reconnectStrategy: (retries: number) =>
-        retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false,
+      // 5.x: out of retries, the client closes and rejects what it queued; the adapter
+      // reconnects on the next call. 6.x (node-redis 6) does not reopen a client that gave up:
+      // it retries on, backing off to a second. Either way, calls made while it connects wait
+      // in the queue, bounded by storeTimeout.
+      reconnectStrategy: takesExpires(adapterClass("@keyv/redis"))
+        ? (retries: number) => Math.min(50 * 2 ** retries, REDIS_RETRY_CEILING_MS)
+        : (retries: number) => (retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false),
     },
   });
 }

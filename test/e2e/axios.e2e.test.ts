@@ -15,6 +15,7 @@ import {
 } from "../../src/axios/index.ts";
 import { BadSignature } from "../../src/errors.ts";
 import type { SignedStore } from "../../src/store.ts";
+import { adapterKey } from "../support/adapters.ts";
 import { backendOrSkip, findBackend } from "../support/backends.ts";
 import { type Origin, startOrigin } from "../support/origin.ts";
 import { OLD_SECRET, OTHER_SECRET, SECRET } from "../support/secrets.ts";
@@ -82,10 +83,12 @@ for (const backend of backends) {
     function backendOf(axios: SignedAxiosCacheInstance) {
       const signed = axios.storage.keyv.store as SignedStore;
       const raw = signed.backend as Map<string, unknown>;
+      // A 6.x adapter takes the key without the namespace it holds itself.
+      const at = (id: string) => adapterKey(raw, namespace, `${namespace}:${id}`);
       return {
-        get: async (id: string) => String(await raw.get(`${namespace}:${id}`)),
+        get: async (id: string) => String(await raw.get(at(id))),
         set: async (id: string, value: string) => {
-          await raw.set(`${namespace}:${id}`, value);
+          await raw.set(at(id), value);
         },
       };
     }

@@ -80,6 +80,8 @@ async function roll(workers: ChildProcess[], secret: string, fallbacks: string[]
 
 async function kidsIn(url: string, namespace: string): Promise<Record<string, number>> {
   const store = signedStore(storeFromUrl(url), NEW, { fallbacks: [OLD] });
+  // As the CLI does: a 6.x adapter walks the namespace it holds.
+  store.namespace = namespace;
   const byKid: Record<string, number> = {};
   for await (const entry of store.audit(namespace)) {
     const label = entry.status === "invalid" ? `invalid:${entry.reason}` : (entry.kid ?? "?");
