@@ -389,6 +389,10 @@ export function redisAdapter(url: string, connect: object, name = "KeyvRedis"): 
     // write that seems to succeed); throwing lets the signed store report it as a StoreError.
     { throwOnErrors: true, connectionTimeout: REDIS_CONNECT_TIMEOUT_MS } as never,
   ) as RedisAdapter;
+  // The adapter forwards its client's errors only once it has connected that client; one the
+  // client emits before (a socket closing while it reconnects) would be thrown with nobody to
+  // hear it, and end the process. Faults reach the store through the commands that fail.
+  (adapter as unknown as { client?: EventEmitter }).client?.on?.("error", () => {});
   // The adapter's SCAN MATCH "<ns>::*" leaves the namespace unescaped: `u[a]` matches `ua::…`
   // and never `u[a]::…`, `u\` matches `u::…`. Both walks here escape it, ask for larger SCAN
   // batches, and report a failed command instead of ending as if complete.
