@@ -362,7 +362,8 @@ function redisStore(url: string): KeyvStoreAdapter {
   checkParses(url);
   // Valkey speaks the Redis protocol: the same client, walks and fixes serve both.
   const target = url.replace(/^valkey(s?):/i, "redis$1:");
-  return redisAdapter(url, {
+  const retriesOn = takesExpires(adapterClass("@keyv/redis"));
+  const adapter = redisAdapter(url, {
     url: target,
     socket: {
       connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
@@ -370,11 +371,40 @@ function redisStore(url: string): KeyvStoreAdapter {
       // reconnects on the next call. 6.x (node-redis 6) does not reopen a client that gave up:
       // it retries on, backing off to a second. Either way, calls made while it connects wait
       // in the queue, bounded by storeTimeout.
-      reconnectStrategy: takesExpires(adapterClass("@keyv/redis"))
+      reconnectStrategy: retriesOn
         ? (retries: number) => Math.min(50 * 2 ** retries, REDIS_RETRY_CEILING_MS)
         : (retries: number) => (retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false),
     },
   });
+  if (retriesOn) connectOnceAndKeep(adapter);
+  return adapter;
+}
+
+/**
+ * A client that retries on is opened once, by one attempt that calls share, and kept: the
+ * adapter would start an attempt per call while the server is down and destroy the client when
+ * one outlasts its connection timeout, leaving a socket that reports its close to nobody and a
+ * client that never reconnects. An open client that lost its server queues commands while it
+ * reconnects; storeTimeout bounds how long a call waits for it.
+ */
+function connectOnceAndKeep(adapter: RedisAdapter): void {
+  const target = adapter as unknown as {
+    client: { isOpen: boolean; connect(): Promise<unknown> };
+    initClient(): void;
+    getClient(): Promise<unknown>;
+  };
+  let opening: Promise<unknown> | undefined;
+  target.getClient = async () => {
+    const client = target.client;
+    if (!client.isOpen) {
+      opening ??= client.connect().finally(() => {
+        opening = undefined;
+      });
+      await opening;
+    }
+    target.initClient();
+    return client;
+  };
 }
 
 /**
