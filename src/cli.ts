@@ -273,6 +273,11 @@ async function* rawKeys(backend: WrappableStore): AsyncGenerator<string> {
     for (const key of backend.keys()) yield String(key);
     return;
   }
+  const namespaces = await namespaceColumn(backend);
+  if (namespaces !== undefined) {
+    for (const name of namespaces) yield `${name}:`;
+    return;
+  }
   if (typeof backend.iterator !== "function") return;
   // @keyv/redis lists only keys outside every namespace for iterator(undefined), unless told to
   // list them all; its keys then read `ns::ns:key`, still prefixed by the namespace.
@@ -284,6 +289,36 @@ async function* rawKeys(backend: WrappableStore): AsyncGenerator<string> {
   } finally {
     if (narrowed) redis.noNamespaceAffectsAll = false;
   }
+}
+
+/**
+ * The namespaces of a 6.x SQL adapter, which keeps them in a column of their own (its walks see
+ * one namespace only); `undefined` for any other backend.
+ */
+async function namespaceColumn(backend: object): Promise<string[] | undefined> {
+  const sql = backend as {
+    query?: (statement: string) => Promise<Record<string, unknown>[]>;
+    opts?: { table?: unknown };
+    table?: unknown;
+    schema?: unknown;
+  };
+  const table = sql.opts?.table ?? sql.table;
+  if (
+    !("capabilities" in backend) ||
+    typeof sql.query !== "function" ||
+    typeof table !== "string"
+  ) {
+    return undefined;
+  }
+  const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+  const from =
+    typeof sql.schema === "string" ? `${quote(sql.schema)}.${quote(table)}` : quote(table);
+  const rows = await sql.query(
+    `SELECT DISTINCT namespace FROM ${from} LIMIT ${HINT_MAX_NAMESPACES + 1}`,
+  );
+  return rows
+    .map((row) => row.namespace)
+    .filter((name): name is string => typeof name === "string" && name !== "");
 }
 
 /** Prints a command's result: one JSON object, or the summary and the command's own lines. */
