@@ -363,20 +363,29 @@ function redisStore(url: string): KeyvStoreAdapter {
   // Valkey speaks the Redis protocol: the same client, walks and fixes serve both.
   const target = url.replace(/^valkey(s?):/i, "redis$1:");
   const retriesOn = takesExpires(adapterClass("@keyv/redis"));
+  // Whether the client has ever been ready: a server refusing the first connection is a fault
+  // to report at once, one that goes away later a restart to wait out.
+  let everReady = false;
   const adapter = redisAdapter(url, {
     url: target,
     socket: {
       connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-      // 5.x: out of retries, the client closes and rejects what it queued; the adapter
-      // reconnects on the next call. 6.x (node-redis 6) does not reopen a client that gave up:
-      // it retries on, backing off to a second. Either way, calls made while it connects wait
-      // in the queue, bounded by storeTimeout.
-      reconnectStrategy: retriesOn
-        ? (retries: number) => Math.min(50 * 2 ** retries, REDIS_RETRY_CEILING_MS)
-        : (retries: number) => (retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false),
+      // Out of retries, the client closes and rejects what it queued; the adapter reconnects
+      // on the next call. Under 6.x (node-redis 6) a client that gave up after it had been
+      // connected is not reopened: once ready, it retries on, backing off to a second. Either
+      // way, calls made while it connects wait in the queue, bounded by storeTimeout.
+      reconnectStrategy: (retries: number) => {
+        if (retriesOn && everReady) return Math.min(50 * 2 ** retries, REDIS_RETRY_CEILING_MS);
+        return retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false;
+      },
     },
   });
-  if (retriesOn) connectOnceAndKeep(adapter);
+  if (retriesOn) {
+    (adapter as unknown as { client: EventEmitter }).client.on("ready", () => {
+      everReady = true;
+    });
+    connectOnceAndKeep(adapter);
+  }
   return adapter;
 }
 
