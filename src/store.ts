@@ -953,7 +953,14 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   #emitError(error: unknown): void {
     // An EventEmitter throws on an unheard "error"; a cache fault must never crash the process.
-    if (this.listenerCount("error") > 0) this.emit("error", error);
+    if (this.listenerCount("error") === 0) return;
+    try {
+      this.emit("error", error);
+    } catch {
+      // A listener rethrew: Keyv 6 rethrows what it hears while nobody listens to it. A fault
+      // reported from a driver's event (a socket closing) would end the process from there.
+      // Calls in flight still fail through their own rejection.
+    }
   }
 
   async #call<T>(operation: string, run: () => T | Promise<T>): Promise<T> {

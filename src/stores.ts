@@ -681,7 +681,15 @@ function acquirePool(uri: string, user: EventEmitter): SharedPool {
     });
     const users = new Set<EventEmitter>();
     pool.on("error", (error) => {
-      for (const each of users) if (each.listenerCount("error") > 0) each.emit("error", error);
+      for (const each of users) {
+        if (each.listenerCount("error") === 0) continue;
+        try {
+          each.emit("error", error);
+        } catch {
+          // One store's listener rethrowing must neither stop the others hearing it nor, from
+          // the pool's event, end the process.
+        }
+      }
     });
     shared = { pool, users };
     pgPools.set(uri, shared);
