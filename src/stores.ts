@@ -53,8 +53,6 @@ const REDIS_SCAN_COUNT = 1000;
 // A dead Redis must fail a call quickly instead of queueing it behind endless reconnects.
 const REDIS_CONNECT_TIMEOUT_MS = 2000;
 const REDIS_RECONNECT_ATTEMPTS = 2;
-/** Longest pause between reconnection attempts of a client that never gives up, in ms. */
-const REDIS_RETRY_CEILING_MS = 1000;
 /** How long a close may wait for replies before the socket is destroyed, in ms. */
 const REDIS_CLOSE_GRACE_MS = 300;
 
@@ -362,58 +360,16 @@ function redisStore(url: string): KeyvStoreAdapter {
   checkParses(url);
   // Valkey speaks the Redis protocol: the same client, walks and fixes serve both.
   const target = url.replace(/^valkey(s?):/i, "redis$1:");
-  const retriesOn = takesExpires(adapterClass("@keyv/redis"));
-  // Whether the client has ever been ready: a server refusing the first connection is a fault
-  // to report at once, one that goes away later a restart to wait out.
-  let everReady = false;
-  const adapter = redisAdapter(url, {
+  return redisAdapter(url, {
     url: target,
     socket: {
       connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
       // Out of retries, the client closes and rejects what it queued; the adapter reconnects
-      // on the next call. Under 6.x (node-redis 6) a client that gave up after it had been
-      // connected is not reopened: once ready, it retries on, backing off to a second. Either
-      // way, calls made while it connects wait in the queue, bounded by storeTimeout.
-      reconnectStrategy: (retries: number) => {
-        if (retriesOn && everReady) return Math.min(50 * 2 ** retries, REDIS_RETRY_CEILING_MS);
-        return retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false;
-      },
+      // on the next call. Calls made while it connects wait in the queue, bounded by storeTimeout.
+      reconnectStrategy: (retries: number) =>
+        retries < REDIS_RECONNECT_ATTEMPTS ? 50 * 2 ** retries : false,
     },
   });
-  if (retriesOn) {
-    (adapter as unknown as { client: EventEmitter }).client.on("ready", () => {
-      everReady = true;
-    });
-    connectOnceAndKeep(adapter);
-  }
-  return adapter;
-}
-
-/**
- * A client that retries on is opened once, by one attempt that calls share, and kept: the
- * adapter would start an attempt per call while the server is down and destroy the client when
- * one outlasts its connection timeout, leaving a socket that reports its close to nobody and a
- * client that never reconnects. An open client that lost its server queues commands while it
- * reconnects; storeTimeout bounds how long a call waits for it.
- */
-function connectOnceAndKeep(adapter: RedisAdapter): void {
-  const target = adapter as unknown as {
-    client: { isOpen: boolean; connect(): Promise<unknown> };
-    initClient(): void;
-    getClient(): Promise<unknown>;
-  };
-  let opening: Promise<unknown> | undefined;
-  target.getClient = async () => {
-    const client = target.client;
-    if (!client.isOpen) {
-      opening ??= client.connect().finally(() => {
-        opening = undefined;
-      });
-      await opening;
-    }
-    target.initClient();
-    return client;
-  };
 }
 
 /**
@@ -428,10 +384,6 @@ export function redisAdapter(url: string, connect: object, name = "KeyvRedis"): 
     // write that seems to succeed); throwing lets the signed store report it as a StoreError.
     { throwOnErrors: true, connectionTimeout: REDIS_CONNECT_TIMEOUT_MS } as never,
   ) as RedisAdapter;
-  // The adapter forwards its client's errors only once it has connected that client; one the
-  // client emits before (a socket closing while it reconnects) would be thrown with nobody to
-  // hear it, and end the process. Faults reach the store through the commands that fail.
-  (adapter as unknown as { client?: EventEmitter }).client?.on?.("error", () => {});
   // The adapter's SCAN MATCH "<ns>::*" leaves the namespace unescaped: `u[a]` matches `ua::…`
   // and never `u[a]::…`, `u\` matches `u::…`. Both walks here escape it, ask for larger SCAN
   // batches, and report a failed command instead of ending as if complete.
