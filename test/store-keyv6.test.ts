@@ -156,6 +156,24 @@ describe("Keyv 6 over an adapter of its own contract (absolute expires, its own 
   });
 });
 
+describe("faults the adapter reports as events, under Keyv 6", () => {
+  it("never throw back into the adapter (a driver's event), even while nobody listens to Keyv", () => {
+    const adapter = new KeyvMemoryAdapter(new Map());
+    // Keyv 6 listens to its store and rethrows what it hears while nobody listens to it.
+    new Keyv6({ store: signedStore(adapter as never, SECRET), namespace: "events" });
+    expect(() => adapter.emit("error", new Error("Socket closed unexpectedly"))).not.toThrow();
+  });
+
+  it("reach a listener on the Keyv", () => {
+    const adapter = new KeyvMemoryAdapter(new Map());
+    const keyv = new Keyv6({ store: signedStore(adapter as never, SECRET), namespace: "events" });
+    const heard: unknown[] = [];
+    keyv.on("error", (error: unknown) => heard.push(error));
+    adapter.emit("error", new Error("Socket closed unexpectedly"));
+    expect(heard).toEqual([expect.objectContaining({ message: "Socket closed unexpectedly" })]);
+  });
+});
+
 describe("the same logical entry under Keyv 5 and Keyv 6", () => {
   it("binds namespace and key identically: what one major wrote, the other reads", async () => {
     const map = new Map<string, unknown>();
