@@ -161,6 +161,22 @@ for (const driver of drivers) {
       expect(await store.get("k")).toBe("after");
     });
 
+    it("returns text of every size exactly, and bytes stored by others as bytes", async () => {
+      const store = open(driver);
+      // Past 256 KB text is read as bytes and decoded here: ASCII, and text that is not.
+      for (const value of ["a".repeat(300_000), "é😀\u0000".repeat(100_000), "x", "é"]) {
+        await store.set("k", value);
+        expect(await store.get("k")).toBe(value);
+      }
+      await store.query("INSERT INTO keyv (key, value) VALUES (?, ?)", [
+        "blob",
+        Buffer.alloc(300_000, 1),
+      ]);
+      const blob = (await store.get("blob")) as Uint8Array;
+      expect(blob).toBeInstanceOf(Uint8Array);
+      expect(blob.length).toBe(300_000);
+    });
+
     it("rejects calls once disconnected", async () => {
       const store = open(driver);
       await store.set("k", "v");
