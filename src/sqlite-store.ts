@@ -15,7 +15,7 @@ export interface SqliteStoreOptions {
   file: string;
   /** Table of the entries, a plain SQL identifier. @default "keyv" */
   table?: string;
-  /** How long, in ms, a statement waits for another process's lock before failing. @default 5000 */
+  /** How long, in ms, a statement retries while another process holds a lock. @default 5000 */
   busyTimeout?: number;
   /**
    * Drivers to try, in order; the first that loads is used.
@@ -66,8 +66,12 @@ const load = createRequire(import.meta.url);
  * (`ttl` is accepted and ignored). The connection opens on first use and puts the file in WAL
  * mode. Several processes can share the file: readers never wait for a writer, and a statement
  * that finds the file locked is retried without blocking the event loop, for up to
- * `busyTimeout`. (WAL needs a local file system, as SQLite's shared memory does.) `iterator` and `clear` select exactly the keys of a namespace (`ns:`
- * up to `ns;` in binary order), page by page in key order.
+ * `busyTimeout`. WAL needs a local file system, as SQLite's shared memory does; and within one
+ * process, open the file only through this store (another copy of SQLite in the same process,
+ * such as the `sqlite3` package's, neither sees nor respects its locks).
+ *
+ * `iterator` and `clear` select exactly the keys of a namespace (`ns:` up to `ns;` in binary
+ * order), page by page in key order.
  */
 export class SqliteStore extends EventEmitter implements KeyvStoreAdapter {
   /** What Keyv reads: `dialect` lets Keyv 5 bind its iterator. */
