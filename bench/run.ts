@@ -21,6 +21,7 @@ import { DEFAULT_MAC_ALGORITHM, type MacAlgorithm } from "../src/algorithms.ts";
 import { type AxiosRow, benchAxios } from "./axios.ts";
 import { renderChart } from "./chart.ts";
 import { benchClients, type ClientRow, printClients } from "./clients.ts";
+import { benchConcurrency, type ConcurrencyResult } from "./concurrency.ts";
 import { ADOPTED, benchDigests, benchHmac, FLOOR, type HmacRow } from "./hmac.ts";
 import { benchLoad, FULL_LOAD, printLoad, QUICK_LOAD } from "./load.ts";
 import { SIZES, sizeLabel } from "./payload.ts";
@@ -32,6 +33,8 @@ import { benchWalks, QUICK_WALK_SIZES, WALK_SIZES, type WalkRow } from "./walks.
 /** Backends the goal (added ≤ 1.3 × floor) is set for. */
 const GOAL_BACKENDS = new Set(["sqlite", "redis"]);
 const GOAL = 1.3;
+/** Goal for encrypting stores: added CPU ≤ 1.5 × AES-256-GCM alone over the same bytes. */
+const ENCRYPT_GOAL = 1.5;
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -103,6 +106,7 @@ for (const backend of BACKENDS) {
 }
 printStores(storeRows);
 printMapGoal(storeRows);
+printEncrypted(storeRows);
 
 // 4. axios cache hits, end to end.
 const axiosRows: AxiosRow[] = [];
@@ -129,7 +133,6 @@ const peer: PeerOutcome =
     : await benchRequestsCache(SIZES, PLAN, log);
 if (!peer.measured) console.log(pc.yellow(`skipped requests-cache: ${peer.skipped}`));
 printAxios(axiosRows, peer);
-printPeers(axiosRows, peer);
 
 // 5b. One cache hit through every client (axios unsigned and signed, fetch, ky) and plain fetch.
 const clientRows: ClientRow[] = [];
@@ -143,6 +146,21 @@ for (const backend of axiosBackends) {
 }
 for (const suffix of ["", "-journal", "-wal", "-shm"]) rmSync(axiosFile + suffix, { force: true });
 printClients(clientRows, PLAN.rounds, { title: pc.bold, note: pc.dim, table: printTable, us });
+const peerRows = sideBySide(axiosRows, clientRows, peer);
+printPeers(peerRows, peer);
+
+// 5c. Large entries under concurrency: 1 MB hits, 16 in flight, and hashing on worker threads.
+let concurrency: ConcurrencyResult | undefined;
+const concurrencyBackend = axiosBackends.find((backend) => backend.name === "sqlite");
+if (concurrencyBackend && !skipped.includes("sqlite")) {
+  try {
+    concurrency = await benchConcurrency(concurrencyBackend, PLAN, log);
+  } catch (error) {
+    console.log(pc.yellow(`skipped concurrency: ${(error as Error).message}`));
+  }
+}
+for (const suffix of ["", "-journal", "-wal", "-shm"]) rmSync(axiosFile + suffix, { force: true });
+printConcurrency(concurrency);
 
 // 6. Walks over one namespace: a full listing and clear(), at growing sizes, every reachable backend.
 const walkRows = await benchWalks(quick ? QUICK_WALK_SIZES : WALK_SIZES, only, log);
@@ -178,21 +196,19 @@ const results = {
     requestsCache: peer.measured
       ? { ...peer, rows: peer.rows.map((row) => ({ ...row, ratio: row.signed / row.unsigned })) }
       : peer,
+    sideBySide: peerRows,
   },
+  concurrency,
   walks: walkRows,
   load: loadReport,
   skipped,
 };
 // A quick run is a smoke test: it must not overwrite the full run's published figures.
 const output = `${benchDir}results${quick ? ".quick" : ""}`;
-writeFileSync(`${output}.json`, `${JSON.stringify(results, null, 2)}\n`);
-writeFileSync(
-  `${output}.svg`,
-  renderChart(
-    storeRows,
-    `signed vs unsigned Keyv — ${machine.cpu}, Node ${machine.node}${quick ? " (quick run)" : ""}`,
-  ),
-);
+const json = `${JSON.stringify(results, null, 2)}\n`;
+writeFileSync(`${output}.json`, json);
+// Drawn from the JSON just written, as `npx tsx bench/chart.ts` redraws it from a saved run.
+writeFileSync(`${output}.svg`, renderChart(JSON.parse(json)));
 log(`wrote ${output}.json and ${output}.svg in ${elapsed()}`);
 
 function printHmac(rows: readonly HmacRow[]): void {
@@ -302,6 +318,55 @@ function printMapGoal(rows: readonly StoreRow[]): void {
   );
 }
 
+/** Encrypting stores against their own floor: AES-256-GCM alone over the same bytes. */
+function printEncrypted(rows: readonly StoreRow[]): void {
+  const measured = rows.filter((row) => row.encrypted !== undefined);
+  if (measured.length === 0) return;
+  console.log(
+    pc.bold(
+      `\nEncrypted (encrypt: true) vs unsigned Keyv, µs per operation (same rounds as the table above)`,
+    ),
+  );
+  const table = measured.map((row) => {
+    const enc = row.encrypted as NonNullable<StoreRow["encrypted"]>;
+    const ratio = enc.addedCpu / enc.floorCpu;
+    return [
+      row.backend,
+      row.op,
+      sizeLabel(row.bytes),
+      us(row.unsigned),
+      us(row.signed),
+      us(enc.encrypted),
+      `${us(enc.addedCpu)} ±${us(enc.addedCpuSpread)}`,
+      us(enc.floorCpu),
+      ratio.toFixed(2),
+      ratio <= ENCRYPT_GOAL ? pc.green("met") : pc.red("missed"),
+    ];
+  });
+  printTable(
+    [
+      "backend",
+      "op",
+      "size",
+      "unsigned",
+      "signed",
+      "encrypted",
+      "added CPU ±noise",
+      "AES-GCM alone",
+      "added ÷ AES",
+      `≤ ${ENCRYPT_GOAL}×`,
+    ],
+    table,
+  );
+  console.log(
+    pc.dim(
+      "encrypted: wall µs per operation through signedStore(adapter, secret, { encrypt: true }); added CPU = its\n" +
+        "CPU time minus the unsigned store's, paired by round. AES-GCM alone = AES-256-GCM of the same serialized\n" +
+        "value in a loop (get: decrypt bytes to bytes; set: encrypt the string), the floor of any encrypting store.",
+    ),
+  );
+}
+
 function percent(floor: number, added: number): string {
   // Either difference can come out at or below zero when noise exceeds it.
   if (added <= 0 || floor <= 0) return "noise";
@@ -367,54 +432,131 @@ function printAxios(rows: readonly AxiosRow[], peer: PeerOutcome): void {
   );
 }
 
+/** One size of the side-by-side table: every SQLite text hit of this run, ns per request. */
+interface SideBySideRow {
+  readonly bytes: number;
+  readonly requestsCache: number;
+  readonly requestsCacheSigned: number;
+  readonly axiosUnsigned: number | undefined;
+  readonly setupCache: number | undefined;
+  readonly fetch: number | undefined;
+  readonly ky: number | undefined;
+}
+
+/** Joins the SQLite text hits of the axios, clients and requests-cache sections, by size. */
+function sideBySide(
+  axios: readonly AxiosRow[],
+  clients: readonly ClientRow[],
+  peer: PeerOutcome,
+): SideBySideRow[] {
+  if (!peer.measured) return [];
+  return peer.rows.map((py) => {
+    const ours = axios.find(
+      (row) => row.backend === "sqlite" && row.body === "text" && row.bytes === py.bytes,
+    );
+    const client = clients.find((row) => row.backend === "sqlite" && row.bytes === py.bytes);
+    return {
+      bytes: py.bytes,
+      requestsCache: py.unsigned,
+      requestsCacheSigned: py.signed,
+      axiosUnsigned: ours?.unsigned,
+      setupCache: ours?.signed,
+      fetch: client?.wall.fetch,
+      ky: client?.wall.ky,
+    };
+  });
+}
+
 /**
- * Side by side on SQLite with a text body: each library's unsigned and signed hit, and what
- * signing costs within each library. Both were measured in this run on this machine; the two
- * languages' absolute times compare runtimes as much as caches, the ratios compare signing.
+ * Side by side on SQLite with a text body: requests-cache's hits next to every signed client's,
+ * absolute times, all measured in this run on this machine (each section in its own interleaved
+ * rounds, one after another). Absolute times compare two runtimes as much as two caches.
  */
-function printPeers(rows: readonly AxiosRow[], peer: PeerOutcome): void {
+function printPeers(rows: readonly SideBySideRow[], peer: PeerOutcome): void {
   if (!peer.measured) return;
   const v = peer.versions;
   console.log(
     pc.bold(
-      `\nSigned vs unsigned cache hit on SQLite, text body, µs per request: axios against Python ${v.python} requests-cache ${v.requestsCache} (itsdangerous ${v.itsdangerous})`,
+      `\nCache hit on SQLite, text body, µs per request: signed-cache against Python ${v.python} requests-cache ${v.requestsCache} (itsdangerous ${v.itsdangerous}), same run`,
     ),
   );
-  const table = peer.rows.map((pyRow) => {
-    const ours = rows.find(
-      (row) => row.backend === "sqlite" && row.body === "text" && row.bytes === pyRow.bytes,
-    );
+  const cell = (ns: number | undefined) => (ns === undefined ? "–" : us(ns));
+  const table = rows.map((row) => {
+    const ratio =
+      row.setupCache === undefined ? undefined : row.setupCache / row.requestsCacheSigned;
     return [
-      sizeLabel(pyRow.bytes),
-      ours ? us(ours.unsigned) : "–",
-      ours ? us(ours.signed) : "–",
-      us(pyRow.unsigned),
-      us(pyRow.signed),
-      ours ? (ours.signed / ours.unsigned).toFixed(2) : "–",
-      (pyRow.signed / pyRow.unsigned).toFixed(2),
+      sizeLabel(row.bytes),
+      us(row.requestsCache),
+      us(row.requestsCacheSigned),
+      cell(row.axiosUnsigned),
+      cell(row.setupCache),
+      cell(row.fetch),
+      cell(row.ky),
+      ratio === undefined ? "–" : ratio.toFixed(2),
+      ratio === undefined ? "–" : ratio < 1 ? pc.green("yes") : pc.red("no"),
     ];
   });
   printTable(
     [
       "size",
-      "axios-cache-interceptor",
-      "signed setupCache",
       "requests-cache",
       "requests-cache signed",
-      "axios ratio",
-      "requests-cache ratio",
+      "axios-cache-interceptor",
+      "signed setupCache",
+      "signed fetch",
+      "signed ky",
+      "setupCache ÷ rc signed",
+      "faster?",
     ],
     table,
     1,
   );
   console.log(
     pc.dim(
-      `Medians of up to ${PLAN.rounds} interleaved rounds, both libraries in this run against one origin (this process).\n` +
-        "Unsigned: axios-cache-interceptor over an unsigned Keyv SQLite store; requests-cache with its default pickle\n" +
-        `serializer. Signed: setupCache (HMAC-${DEFAULT_MAC_ALGORITHM.toUpperCase()} envelope); requests-cache with serializer=\n` +
-        "safe_pickle_serializer(secret_key) (itsdangerous, HMAC-SHA1), checked before timing: another key and an\n" +
-        `altered entry raise BadSignature (a bare secret_key= ${peer.checks.secretKeyKwargSigns ? "signs too" : "signs nothing in this version: checked"}).\n` +
-        "axios ratio = signed setupCache ÷ axios-cache-interceptor; requests-cache ratio = signed ÷ unsigned.",
+      `Medians of up to ${PLAN.rounds} interleaved rounds per section; one origin (this process). requests-cache: unsigned with its\n` +
+        "default pickle serializer; signed with serializer=safe_pickle_serializer(secret_key) (itsdangerous, HMAC-SHA1),\n" +
+        `checked before timing: another key and an altered entry raise BadSignature (a bare secret_key= ${peer.checks.secretKeyKwargSigns ? "signs too" : "signs nothing in this version: checked"}).\n` +
+        `signed-cache: the default SQLite store, HMAC-${DEFAULT_MAC_ALGORITHM.toUpperCase()}; axios-cache-interceptor over an unsigned Keyv on the same store.\n` +
+        "setupCache and axios-cache-interceptor: axios section; fetch and ky: clients section; requests-cache: its own section.",
+    ),
+  );
+}
+
+function printConcurrency(result: ConcurrencyResult | undefined): void {
+  if (result === undefined) return;
+  const { concurrency, rounds } = result;
+  console.log(
+    pc.bold(
+      `\n1 MB entries, ${concurrency} requests in flight, on ${result.backend}: throughput (median of ${rounds} interleaved rounds)`,
+    ),
+  );
+  const hitRatio = result.signedHits / result.unsignedHits;
+  const macRatio = result.macWorkers / result.macInline;
+  printTable(
+    ["what", "baseline /s", "signed-cache /s", "ratio", "verdict"],
+    [
+      [
+        "cache hits: axios-cache-interceptor unsigned vs signed setupCache",
+        result.unsignedHits.toFixed(0),
+        result.signedHits.toFixed(0),
+        hitRatio.toFixed(2),
+        hitRatio >= 0.9 ? pc.green("≥ 0.9×: met") : pc.red("< 0.9×: missed"),
+      ],
+      [
+        `1 MB HMACs: main thread vs ${result.workers} worker thread(s)`,
+        result.macInline.toFixed(0),
+        result.macWorkers.toFixed(0),
+        macRatio.toFixed(2),
+        macRatio > 1.1 ? pc.green("workers pay") : pc.yellow("workers do not pay"),
+      ],
+    ],
+    1,
+  );
+  console.log(
+    pc.dim(
+      "Hits: text bodies through one local origin, both clients on the same kind of store. HMACs: the\n" +
+        `envelope's MAC (${DEFAULT_MAC_ALGORITHM}) of one 1 MB string, on this thread or posted to a worker (which copies\n` +
+        "the string); the signed store hashes on the main thread, worker hashing is only measured here.",
     ),
   );
 }

@@ -2,7 +2,14 @@
  * Signed against unsigned Keyv on real backends: the same adapter class, the same table or
  * database, the same value, one Keyv over the plain adapter and one over `signedStore(adapter)`.
  */
-import { createHmac, createSecretKey, randomBytes } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createSecretKey,
+  type KeyObject,
+  randomBytes,
+} from "node:crypto";
 import { rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -56,6 +63,22 @@ export interface StoreRow {
   readonly floorInPlace: number;
   readonly floorInPlaceCpu: number;
   readonly rounds: number;
+  /** With `encrypt: true` (backends that measure it): the same operation through an encrypting store. */
+  readonly encrypted?: EncryptedRow;
+}
+
+/** An encrypting store against its own floor, for the same operation and value. */
+export interface EncryptedRow {
+  /** Wall time per operation through `signedStore(adapter, secret, { encrypt: true })`. */
+  readonly encrypted: number;
+  /** CPU time it adds over the unsigned store (median of per-round differences). */
+  readonly addedCpu: number;
+  readonly addedCpuSpread: number;
+  /**
+   * CPU time of AES-256-GCM alone over the same bytes, in a loop: get decrypts the ciphertext of
+   * the serialized value (bytes in, bytes out), set encrypts the serialized string (UTF-8 in).
+   */
+  readonly floorCpu: number;
 }
 
 interface Backend {
@@ -64,15 +87,17 @@ interface Backend {
   readonly probe?: URL;
   /** The store URL, as users pass it to `storeFromUrl` / `createKeyv`. */
   readonly url: string;
+  /** Also measure an encrypting store (`encrypt: true`) against AES-256-GCM alone. */
+  readonly encrypt?: boolean;
 }
 
 const sqliteFile = join(tmpdir(), `signed-cache-bench-${process.pid}.sqlite`);
 
 /** Every backend the bench knows, in the order it reports them. */
 export const BACKENDS: readonly Backend[] = [
-  { name: "memory", url: "memory://" },
-  { name: "sqlite", url: `sqlite://${sqliteFile}?table=${TABLE}` },
-  { name: "redis", url: SERVERS.redis, probe: new URL(SERVERS.redis) },
+  { name: "memory", url: "memory://", encrypt: true },
+  { name: "sqlite", url: `sqlite://${sqliteFile}?table=${TABLE}`, encrypt: true },
+  { name: "redis", url: SERVERS.redis, probe: new URL(SERVERS.redis), encrypt: true },
   { name: "postgres", url: `${SERVERS.postgres}?table=${TABLE}`, probe: new URL(SERVERS.postgres) },
   { name: "mysql", url: `${SERVERS.mysql}?table=${TABLE}`, probe: new URL(SERVERS.mysql) },
 ];
@@ -105,6 +130,7 @@ export async function benchBackend(
   const plain = await storeFromUrl(backend.url);
   const inner = await storeFromUrl(backend.url);
   const macInner = await storeFromUrl(backend.url);
+  const encInner = backend.encrypt ? await storeFromUrl(backend.url) : undefined;
   const namespace = `scbench${process.pid}`;
   const floorKey = createSecretKey(randomBytes(32));
   const mac = (text: string) =>
@@ -120,6 +146,14 @@ export async function benchBackend(
     namespace: `${namespace}m`,
     throwOnErrors: true,
   });
+  const encrypting = encInner
+    ? new Keyv({
+        store: signedStore(encInner, generateSecret(), { encrypt: true }),
+        namespace: `${namespace}e`,
+        throwOnErrors: true,
+      })
+    : undefined;
+  const aesKey = createSecretKey(randomBytes(32));
   const rows: StoreRow[] = [];
   try {
     for (const bytes of sizes) {
@@ -136,13 +170,27 @@ export async function benchBackend(
       await unsigned.set("hit", value);
       await signed.set("hit", value);
       await macOnly.set("hit", value);
-      if ((await signed.get("hit")) !== value || (await unsigned.get("hit")) !== value) {
+      await encrypting?.set("hit", value);
+      if (
+        (await signed.get("hit")) !== value ||
+        (await unsigned.get("hit")) !== value ||
+        (encrypting && (await encrypting.get("hit")) !== value)
+      ) {
         throw new Error(`${backend.name}: a value did not round-trip`);
       }
+      const sealed = aesSeal(aesKey, stored);
       for (const op of ["get", "set"] as const) {
         const run = (keyv: Keyv) =>
           op === "get" ? () => keyv.get("hit") : () => keyv.set("written", value);
         const cpu: RoundTimes = {};
+        const encryptionArms = encrypting
+          ? [
+              { name: "encrypted", run: run(encrypting) },
+              op === "get"
+                ? { name: "aes", run: () => aesOpen(aesKey, sealed) }
+                : { name: "aes", run: () => aesSeal(aesKey, stored) },
+            ]
+          : [];
         const times = await interleave(
           [
             { name: "unsigned", run: run(unsigned) },
@@ -158,6 +206,7 @@ export async function benchBackend(
                   },
                   run: () => mac(fresh.pop() as string),
                 },
+            ...encryptionArms,
           ],
           plan,
           cpu,
@@ -173,16 +222,28 @@ export async function benchBackend(
           floorInPlaceCpu: pairedMedian(cpu.mac ?? [], cpu.unsigned ?? []),
           addedCpuSpread: pairedSpread(cpu.signed ?? [], cpu.unsigned ?? []),
           floorCpu: median(cpu.floor ?? []),
+          ...(encrypting
+            ? {
+                encrypted: {
+                  encrypted: median(times.encrypted ?? []),
+                  addedCpu: pairedMedian(cpu.encrypted ?? [], cpu.unsigned ?? []),
+                  addedCpuSpread: pairedSpread(cpu.encrypted ?? [], cpu.unsigned ?? []),
+                  floorCpu: median(cpu.aes ?? []),
+                },
+              }
+            : {}),
         });
         progress(`${backend.name} ${op} ${bytes} B`);
       }
     }
   } finally {
     await Promise.allSettled(
-      [unsigned, signed, macOnly].map((keyv) => keyv.delete(["hit", "written"])),
+      [unsigned, signed, macOnly, ...(encrypting ? [encrypting] : [])].map((keyv) =>
+        keyv.delete(["hit", "written"]),
+      ),
     );
     // Some adapters share one pool per URL, so the second disconnect may find it closed.
-    for (const store of [plain, inner, macInner]) {
+    for (const store of [plain, inner, macInner, ...(encInner ? [encInner] : [])]) {
       if (!(store instanceof Map)) await store.disconnect?.().catch(() => {});
     }
     if (backend.name === "sqlite") {
@@ -192,6 +253,21 @@ export async function benchBackend(
     }
   }
   return rows;
+}
+
+/** AES-256-GCM of a string's UTF-8 bytes: the least an encrypting store does on a write. */
+function aesSeal(key: KeyObject, text: string): { iv: Buffer; bytes: Buffer; tag: Buffer } {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  const bytes = Buffer.concat([cipher.update(text, "utf8"), cipher.final()]);
+  return { iv, bytes, tag: cipher.getAuthTag() };
+}
+
+/** Its inverse, bytes in and bytes out: the least an encrypting store does on a read. */
+function aesOpen(key: KeyObject, sealed: { iv: Buffer; bytes: Buffer; tag: Buffer }): Buffer {
+  const decipher = createDecipheriv("aes-256-gcm", key, sealed.iv);
+  decipher.setAuthTag(sealed.tag);
+  return Buffer.concat([decipher.update(sealed.bytes), decipher.final()]);
 }
 
 /**

@@ -20,6 +20,8 @@
  * MAC input. Putting the tag last makes the signed part one contiguous slice of the stored text,
  * hashed where it lies: verifying copies nothing.
  */
+
+import { isAscii } from "node:buffer";
 import {
   createCipheriv,
   createDecipheriv,
@@ -157,12 +159,13 @@ export function sealEnvelope(
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv("aes-256-gcm", signer.key(spec.purpose), iv);
     cipher.setAAD(Buffer.from(`${frame}${header}`, "utf8"));
-    const encrypted = Buffer.concat([
-      iv,
+    const encrypted = joined(
       typeof plain === "string" ? cipher.update(plain, "utf8") : cipher.update(plain),
       cipher.final(),
-    ]);
-    return `${header}${encrypted.toString("base64url")}.${cipher.getAuthTag().toString("base64url")}`;
+    );
+    // The IV is 12 bytes, a whole number of base64 groups: encoding it apart from the ciphertext
+    // gives the same text as encoding both together, without copying the ciphertext to join them.
+    return `${header}${iv.toString("base64url")}${encrypted.toString("base64url")}.${cipher.getAuthTag().toString("base64url")}`;
   }
   const signed = `${header}${typeof plain === "string" ? plain : plain.toString("base64url")}`;
   return `${signed}.${computeMac(spec, signer.key(spec.purpose), frame, signed)}`;
@@ -302,9 +305,12 @@ function parseEnvelope(stored: unknown, key: string | undefined): ParsedEnvelope
   const signed = stored.slice(0, tagAt - 1);
   const body = signed.slice(headerLength);
   // Bytes travel as canonical base64url, text as well-formed Unicode: one stored text per value.
-  const bodyIsText = kind === "s" && spec.kind === "hmac";
-  if (bodyIsText ? !body.isWellFormed() : !BASE64URL_PATTERN.test(body) || body.length % 4 === 1) {
-    throw malformed(key, "body encoding");
+  // An encrypted body is checked where it is decoded, by encoding the bytes back (see decrypt):
+  // on a large body that is many times faster than this pattern.
+  if (spec.kind === "hmac") {
+    const bad =
+      kind === "s" ? !body.isWellFormed() : !BASE64URL_PATTERN.test(body) || body.length % 4 === 1;
+    if (bad) throw malformed(key, "body encoding");
   }
   return {
     spec,
@@ -403,6 +409,8 @@ function decrypt(
 ): unknown {
   const { signed, headerLength, tag, body } = parsed;
   const bytes = Buffer.from(body, "base64url");
+  // The decoder skips what is not base64url and accepts `+/=`; encoding the bytes back gives the
+  // one canonical text, so any other text (stray characters or bits, padding) is refused here.
   if (bytes.length < IV_BYTES || bytes.toString("base64url") !== body) {
     throw malformed(key, "body encoding");
   }
@@ -415,12 +423,14 @@ function decrypt(
   decipher.setAuthTag(Buffer.from(tag, "base64url"));
   let plain: Buffer;
   try {
-    plain = Buffer.concat([decipher.update(bytes.subarray(IV_BYTES)), decipher.final()]);
+    plain = joined(decipher.update(bytes.subarray(IV_BYTES)), decipher.final());
   } catch (cause) {
     throw new BadSignature("mismatch", "entry authentication tag does not match", { key, cause });
   }
   if (parsed.kind === "v") return cloneFromBytes(plain, key);
-  const text = plain.toString("utf8");
+  // ASCII decodes alike as UTF-8 and as Latin-1, and Latin-1 decodes large buffers several
+  // times faster on Node 20 (1 MB: 0.2 ms against 0.8 ms, measured).
+  const text = isAscii(plain) ? plain.toString("latin1") : plain.toString("utf8");
   // Only well-formed text is sealed as `s`; anything else did not come from this writer.
   if (!text.isWellFormed()) throw new BadPayload("entry verified but is not valid text", { key });
   return text;
@@ -467,6 +477,11 @@ function tagsEqual(expected: string, actual: string): boolean {
   TAG_A.write(expected, 0, length, "latin1");
   TAG_B.write(actual, 0, length, "latin1");
   return timingSafeEqual(views[0], views[1]);
+}
+
+/** `head` and `tail` as one buffer; GCM's `final()` is empty, so usually `head` itself. */
+function joined(head: Buffer, tail: Buffer): Buffer {
+  return tail.length === 0 ? head : Buffer.concat([head, tail]);
 }
 
 function cloneToBytes(value: unknown, key: string): Buffer {

@@ -7,6 +7,7 @@ import type { KeyvStoreAdapter } from "keyv";
 import { checkHostList, distributedStore } from "./cluster-stores.js";
 import { ConfigError, driverFault, StoreError } from "./errors.js";
 import { KEY_LIMITS, type KeyLimits } from "./key-limits.js";
+import { SqliteStore } from "./sqlite-store.js";
 import type { WrappableStore } from "./store.js";
 
 /** The store a URL names when none is given. */
@@ -15,7 +16,7 @@ export const DEFAULT_STORE_URL = "sqlite://http_cache.sqlite";
 /** URL schemes {@link storeFromUrl} understands, each with the package it needs. */
 export const STORE_SCHEMES = {
   "memory:": undefined,
-  "sqlite:": "@keyv/sqlite",
+  "sqlite:": undefined,
   "redis:": "@keyv/redis",
   "rediss:": "@keyv/redis",
   "postgres:": "@keyv/postgres",
@@ -89,13 +90,13 @@ const MYSQL_KEY_LIMITS: KeyLimits = Object.freeze({ maxBytes: MYSQL_KEY_CHARS, n
 const NO_PAD_COLLATIONS = ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"];
 
 /**
- * Builds the Keyv store adapter a URL names. Adapter packages other than `@keyv/sqlite` are
- * optional peer dependencies, loaded on first use.
+ * Builds the Keyv store adapter a URL names. Adapter packages are optional peer dependencies,
+ * loaded on first use; SQLite is built in ({@link SqliteStore}).
  *
  * | URL | store | package |
  * | --- | --- | --- |
  * | `memory://` | a new `Map` per call | — |
- * | `sqlite://path` (relative to the working directory), `sqlite:///abs/path` | SQLite file | `@keyv/sqlite` |
+ * | `sqlite://path` (relative to the working directory), `sqlite:///abs/path` | SQLite file | — (`node:sqlite`, or `better-sqlite3` on Node 20) |
  * | `redis://…`, `rediss://…` | Redis | `@keyv/redis` |
  * | `postgres://…`, `postgresql://…` | PostgreSQL | `@keyv/postgres` |
  * | `mysql://…` | MySQL / MariaDB | `@keyv/mysql` |
@@ -318,41 +319,10 @@ function sqliteStore(url: string): KeyvStoreAdapter {
       `sqlite:// URL points into a directory that does not exist: ${dirname(file)}`,
     );
   }
-  const KeyvSqlite = adapterClass<KeyvStoreAdapter>("@keyv/sqlite");
-  if (takesExpires(KeyvSqlite)) {
-    // 6.x keeps the namespace in a column of its own and walks it by key: exact and linear as
-    // it is. Its driver is node:sqlite where Node has it, else better-sqlite3.
-    const adapter = new KeyvSqlite({
-      uri: `sqlite://${file}`,
-      table: params.table ?? "keyv",
-      busyTimeout: 5000,
-      iterationLimit: PAGE_ROWS,
-    } as never);
-    return finish(adapter, "KeyvSqlite", url, SQLITE_KEY_LIMITS);
-  }
-  const adapter = new KeyvSqlite({
-    uri: `sqlite://${file}`,
-    table: params.table ?? "keyv",
-    busyTimeout: 5000,
-  } as never) as SqlAdapter<[params?: unknown[]]>;
-  // The adapter pages with OFFSET, recursing per page, and selects with LIKE, which in SQLite
-  // ignores case and treats `_` and `%` as wildcards: replaced by keyset pages over a key range.
-  const table = (adapter.opts as { table: string }).table;
-  const run = async (sql: string, params: unknown[]) =>
-    (await adapter.query(sql, params)) as Record<string, unknown>[];
-  adapter.iterator = ((namespace?: string) =>
-    keysetWalk(async (after, limit) => {
-      const { where, params } = keyBounds("key", namespace, after, () => "?");
-      const rows = await run(
-        `SELECT key, value FROM ${table} ${where} ORDER BY key LIMIT ${limit}`,
-        params,
-      );
-      return rows.map((row) => [String(row.key), row.value]);
-    })) as KeyvStoreAdapter["iterator"];
-  adapter.clear = async () => {
-    const { where, params } = keyBounds("key", adapter.namespace, undefined, () => "?");
-    await run(`DELETE FROM ${table} ${where}`, params);
-  };
+  // A synchronous driver: a read costs microseconds instead of a thread-pool round trip. The
+  // store lists and clears by key range itself (see SqliteStore), and is the same under either
+  // Keyv major (the signed store addresses it as a Keyv 5 adapter).
+  const adapter = new SqliteStore({ file, table: params.table ?? "keyv", busyTimeout: 5000 });
   return finish(adapter, "KeyvSqlite", url, SQLITE_KEY_LIMITS);
 }
 

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createKeyv } from "../src/create-keyv.ts";
 import { ConfigError } from "../src/errors.ts";
 import { KEY_LIMITS, type KeyLimits } from "../src/key-limits.ts";
+import { SqliteStore } from "../src/sqlite-store.ts";
 import { signedStore } from "../src/store.ts";
 import { redactUrl, storeFromUrl } from "../src/stores.ts";
 import { adapterMajor } from "./support/adapters.ts";
@@ -176,23 +177,22 @@ describe("adapters from storeFromUrl", () => {
 });
 
 describe("signedStore over sqlite:// from storeFromUrl", async () => {
-  const sqlite3 = (await import("sqlite3")).default;
   const file = join(dir, "behaviours.sqlite");
   const TABLE = "sc_backends_sqlite";
   // A 6.x @keyv/sqlite keeps the namespace in a column, the key bare.
   const SQLITE6 = adapterMajor("@keyv/sqlite") === 6;
 
-  function run<T>(sql: string, params: unknown[], all = false): Promise<T> {
-    const db = new sqlite3.Database(file);
-    return new Promise((done, fail) => {
-      const callback = (error: Error | null, result?: unknown) => {
-        db.close();
-        if (error) fail(error);
-        else done(result as T);
-      };
-      if (all) db.get(sql, params, callback);
-      else db.run(sql, params, (error) => callback(error));
-    });
+  // A connection of its own, through the same SQLite library as the store: two copies of SQLite
+  // in one process (sqlite3's beside it) do not see each other's locks, and in WAL mode one
+  // closing deletes the log the other is using.
+  async function run<T>(sql: string, params: unknown[], all = false): Promise<T> {
+    const db = new SqliteStore({ file, table: TABLE });
+    try {
+      const rows = await db.query(sql, params);
+      return (all ? rows[0] : undefined) as T;
+    } finally {
+      await db.disconnect();
+    }
   }
 
   backendBehaviours({

@@ -145,25 +145,31 @@ export class StoreGuard {
 }
 
 /** `promise`, or a {@link StoreError} once `ms` have passed. The timer never holds the process. */
-async function withDeadline<T>(
+function withDeadline<T>(
   promise: Promise<T>,
   ms: number,
   operation: string,
   onLate: () => void,
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
+  // One promise settled by whichever comes first, rather than Promise.race over a second one in
+  // an async function: this runs on every store call of every request, and costs half as much.
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
       onLate();
       reject(new StoreError(`store ${operation} did not answer within the request's budget`));
     }, ms);
     timer.unref();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
