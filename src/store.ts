@@ -11,6 +11,7 @@ import {
   type MacAlgorithm,
 } from "./algorithms.js";
 import { DEFAULT_MAX_ENTRY_BYTES, DEFAULT_STORE_TIMEOUT } from "./config.js";
+import { withDeadline } from "./deadline.js";
 import {
   DEFAULT_PURPOSE,
   inspectEnvelope,
@@ -967,19 +968,11 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     const timeout = this.#settings.timeout;
     // A Map answers synchronously and cannot stall: no timer to pay for.
     if (timeout === 0 || this.#map !== undefined) return this.#typed(operation, run);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StoreError(`store ${operation} did not answer within ${timeout} ms`)),
-        timeout,
-      );
-      timer.unref();
-    });
-    try {
-      return await Promise.race([this.#typed(operation, run), timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return withDeadline(
+      this.#typed(operation, run),
+      timeout,
+      () => new StoreError(`store ${operation} did not answer within ${timeout} ms`),
+    );
   }
 
   /** A read: Keyv swallows read faults without an `error` event, so they are reported here. */

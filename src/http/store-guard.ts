@@ -12,6 +12,7 @@
  * error threshold, reset timeout and half-open probe are its, not home-made.
  */
 import CircuitBreaker from "opossum";
+import { withDeadline } from "../deadline.js";
 import { BadData, EntryTooLarge, StoreError } from "../errors.js";
 
 /** The breaker's state. */
@@ -116,8 +117,9 @@ export class StoreGuard {
     let outOfTime = false;
     try {
       return (await this.#breaker.fire(() =>
-        withDeadline(call(), left, operation, () => {
+        withDeadline(call(), left, () => {
           outOfTime = true;
+          return new StoreError(`store ${operation} did not answer within the request's budget`);
         }),
       )) as T;
     } catch (error) {
@@ -142,34 +144,6 @@ export class StoreGuard {
   shutdown(): void {
     this.#breaker.shutdown();
   }
-}
-
-/** `promise`, or a {@link StoreError} once `ms` have passed. The timer never holds the process. */
-function withDeadline<T>(
-  promise: Promise<T>,
-  ms: number,
-  operation: string,
-  onLate: () => void,
-): Promise<T> {
-  // One promise settled by whichever comes first, rather than Promise.race over a second one in
-  // an async function: this runs on every store call of every request, and costs half as much.
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      onLate();
-      reject(new StoreError(`store ${operation} did not answer within the request's budget`));
-    }, ms);
-    timer.unref();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 /**
