@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { withDeadline } from "../src/deadline.ts";
 
-const after = <T>(ms: number, value: T) =>
+const resolvesAfter = <T>(ms: number, value: T) =>
   new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
 
 describe("withDeadline", () => {
   it("answers what the promise answers in time", async () => {
-    await expect(withDeadline(after(5, "v"), 1000, () => new Error("late"))).resolves.toBe("v");
+    await expect(withDeadline(resolvesAfter(5, "v"), 1000, () => new Error("late"))).resolves.toBe(
+      "v",
+    );
   });
 
   it("passes the promise's own rejection through", async () => {
@@ -17,7 +19,7 @@ describe("withDeadline", () => {
   it("rejects with the error late() makes once the time is up, and only then", async () => {
     let made = 0;
     const started = performance.now();
-    const result = withDeadline(after(500, "v"), 30, () => {
+    const result = withDeadline(resolvesAfter(500, "v"), 30, () => {
       made++;
       return new RangeError("no answer within 30 ms");
     });

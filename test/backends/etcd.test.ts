@@ -1,44 +1,14 @@
-/**
- * signedStore over a real etcd node on 127.0.0.1, started for this file: compliance, tampering,
- * namespaces, clear and walks.
- */
-import Keyv, { type KeyvStoreAdapter } from "keyv";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { signedStore } from "../../src/store.ts";
-import { storeFromUrl } from "../../src/stores.ts";
 import { keyvCompliance } from "../support/compliance.ts";
-import {
-  describeWithTools,
-  haveTools,
-  type LocalCluster,
-  startEtcd,
-} from "../support/local-cluster.ts";
+import { describeWithTools, haveTools, localStores, startEtcd } from "../support/local-cluster.ts";
 import { SECRET } from "../support/secrets.ts";
 
 const installed = await haveTools("etcd");
-let etcd: LocalCluster;
-const opened: KeyvStoreAdapter[] = [];
-beforeAll(async () => {
-  if (installed) etcd = await startEtcd();
-}, 30_000);
-afterAll(async () => {
-  for (const each of opened) await each.disconnect?.();
-  await etcd?.close();
+const { adapter, keyv } = localStores(installed, () => startEtcd(), {
+  startTimeout: 30_000,
+  throws: () => true,
 });
-
-function adapter(): KeyvStoreAdapter {
-  const store = storeFromUrl(etcd.url) as KeyvStoreAdapter;
-  opened.push(store);
-  return store;
-}
-
-function keyv(namespace: string, options: Parameters<typeof signedStore>[2] = {}): Keyv {
-  return new Keyv({
-    store: signedStore(adapter(), SECRET, options),
-    namespace,
-    throwOnErrors: true,
-  });
-}
 
 describeWithTools(installed, "etcd", "@keyv/test-suite: signedStore over etcd", () => {
   keyvCompliance(() => signedStore(adapter(), SECRET), { iterator: true });

@@ -2,45 +2,25 @@
  * signedStore over two real memcached servers on 127.0.0.1, started for this file: compliance,
  * tampering, namespaces, and what memcached cannot do (list or clear one namespace).
  */
-import Keyv, { type KeyvStoreAdapter } from "keyv";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import type { KeyvStoreAdapter } from "keyv";
+import { expect, it } from "vitest";
 import { memcacheExpiry } from "../../src/cluster-stores.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { signedStore } from "../../src/store.ts";
-import { storeFromUrl } from "../../src/stores.ts";
 import { keyvCompliance } from "../support/compliance.ts";
 import {
   describeWithTools,
   haveTools,
-  type LocalCluster,
+  localStores,
   startMemcached,
 } from "../support/local-cluster.ts";
 import { SECRET } from "../support/secrets.ts";
 
 const installed = await haveTools("memcached");
-let pool: LocalCluster;
-const opened: KeyvStoreAdapter[] = [];
-beforeAll(async () => {
-  if (installed) pool = await startMemcached(2);
-}, 30_000);
-afterAll(async () => {
-  for (const each of opened) await each.disconnect?.();
-  await pool?.close();
+const { adapter, keyv } = localStores(installed, () => startMemcached(2), {
+  startTimeout: 30_000,
+  throws: () => true,
 });
-
-function adapter(): KeyvStoreAdapter {
-  const store = storeFromUrl(pool.url) as KeyvStoreAdapter;
-  opened.push(store);
-  return store;
-}
-
-function keyv(namespace: string, options: Parameters<typeof signedStore>[2] = {}): Keyv {
-  return new Keyv({
-    store: signedStore(adapter(), SECRET, options),
-    namespace,
-    throwOnErrors: true,
-  });
-}
 
 describeWithTools(installed, "memcached", "@keyv/test-suite: signedStore over memcached", () => {
   // memcached cannot list keys: no iterator tests. The suite clears between tests, which a

@@ -21,6 +21,7 @@ import {
   describeWithTools,
   haveTools,
   type LocalCluster,
+  localStores,
   redisCli,
   startRedisCluster,
 } from "../support/local-cluster.ts";
@@ -30,29 +31,10 @@ import { SECRET } from "../support/secrets.ts";
 const installed = await haveTools("redis-server", "redis-cli");
 const TOOLS = "redis-server and redis-cli";
 
-let cluster: LocalCluster;
-const opened: { disconnect?: () => Promise<void> | void }[] = [];
-beforeAll(async () => {
-  if (installed) cluster = await startRedisCluster(3);
-}, 60_000);
-afterAll(async () => {
-  for (const each of opened) await each.disconnect?.();
-  await cluster?.close();
+const { server, adapter, keyv } = localStores(installed, () => startRedisCluster(3), {
+  startTimeout: 60_000,
+  throws: (options) => options.strict === true,
 });
-
-function adapter(): KeyvStoreAdapter {
-  const store = storeFromUrl(cluster.url) as KeyvStoreAdapter;
-  opened.push(store);
-  return store;
-}
-
-function keyv(namespace: string, options: Parameters<typeof signedStore>[2] = {}): Keyv {
-  return new Keyv({
-    store: signedStore(adapter(), SECRET, options),
-    namespace,
-    throwOnErrors: options.strict === true,
-  });
-}
 
 /** The raw value under `key` on the node at `port`, or `undefined` when another node owns it. */
 async function rawOn(port: number, key: string): Promise<string | undefined> {
@@ -63,7 +45,7 @@ async function rawOn(port: number, key: string): Promise<string | undefined> {
 /** The keys of a namespace each node holds, as @keyv/redis lays them out. */
 async function keysByNode(namespace: string): Promise<string[][]> {
   return Promise.all(
-    cluster.nodes.map(async (node) =>
+    server().nodes.map(async (node) =>
       (await redisCli(node.port, "--scan", "--pattern", `${namespace}::*`))
         .split("\n")
         .filter(Boolean),
@@ -91,7 +73,7 @@ describeWithTools(installed, TOOLS, "signedStore over a Redis Cluster", () => {
     for (let index = 0; index < 30; index++) await lax.set(`k${index}`, { admin: false });
     const held = await keysByNode("tamper");
     for (const [at, keys] of held.entries()) {
-      const port = cluster.nodes[at]?.port as number;
+      const port = server().nodes[at]?.port as number;
       const physical = keys[0] as string;
       // @keyv/redis 6 prefixes `tamper::` to the bare key; 5 to the key already prefixed.
       const key = physical.slice(
@@ -104,7 +86,7 @@ describeWithTools(installed, TOOLS, "signedStore over a Redis Cluster", () => {
       expect(await lax.get(key)).toBeUndefined();
       expect(await rawOn(port, physical)).toBeUndefined();
     }
-    expect(invalid).toHaveLength(cluster.nodes.length);
+    expect(invalid).toHaveLength(server().nodes.length);
   });
 
   it("keeps namespaces apart, and clears one across every node", async () => {
@@ -131,13 +113,13 @@ describeWithTools(installed, TOOLS, "signedStore over a Redis Cluster", () => {
     const held = await keysByNode("cli");
     // One tampered entry on each node.
     for (const [at, keys] of held.entries()) {
-      const port = cluster.nodes[at]?.port as number;
+      const port = server().nodes[at]?.port as number;
       await redisCli(port, "SET", keys[0] as string, "sc2.forged");
     }
-    const verify = await cli(["verify", "--url", cluster.url, "--namespace", "cli", "--json"]);
+    const verify = await cli(["verify", "--url", server().url, "--namespace", "cli", "--json"]);
     expect(verify.code).toBe(1);
     expect(JSON.parse(verify.stdout)).toMatchObject({ scanned: 30, valid: 27, invalid: 3 });
-    const purge = await cli(["purge", "--url", cluster.url, "--namespace", "cli"]);
+    const purge = await cli(["purge", "--url", server().url, "--namespace", "cli"]);
     expect(purge.code).toBe(0);
     expect((await keysByNode("cli")).flat()).toHaveLength(27);
   });

@@ -10,8 +10,12 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { describe, it } from "vitest";
+import Keyv, { type KeyvStoreAdapter } from "keyv";
+import { afterAll, beforeAll, describe, it } from "vitest";
+import { type SignedStoreOptions, signedStore } from "../../src/store.ts";
+import { storeFromUrl } from "../../src/stores.ts";
 import { freePort } from "./redis-server.ts";
+import { SECRET } from "./secrets.ts";
 
 const run = promisify(execFile);
 
@@ -268,4 +272,50 @@ function installExitHook(): void {
     for (const child of live) child.kill("SIGKILL");
     for (const dir of directories) rmSync(dir, { recursive: true, force: true });
   });
+}
+
+/** Signed stores over a local server a test file starts, and what it needs to reach them. */
+export interface LocalStores {
+  /** The running server (set once the file's `beforeAll` has run). */
+  readonly server: () => LocalCluster;
+  /** A fresh adapter over the server, as `storeFromUrl` builds it; closed after the file. */
+  adapter: () => KeyvStoreAdapter;
+  /** A Keyv over a signed store of a fresh adapter; it throws store errors when `throws` says. */
+  keyv: (namespace: string, options?: SignedStoreOptions) => Keyv;
+}
+
+/**
+ * Starts a server for the test file with `start` (when `installed`), and stops it and closes
+ * every adapter opened on it afterwards.
+ */
+export function localStores(
+  installed: boolean,
+  start: () => Promise<LocalCluster>,
+  options: { startTimeout: number; throws: (options: SignedStoreOptions) => boolean },
+): LocalStores {
+  let running: LocalCluster | undefined;
+  const opened: KeyvStoreAdapter[] = [];
+  beforeAll(async () => {
+    if (installed) running = await start();
+  }, options.startTimeout);
+  afterAll(async () => {
+    for (const each of opened) await each.disconnect?.();
+    await running?.close();
+  });
+  const server = () => {
+    if (running === undefined) throw new Error("the local server is not running");
+    return running;
+  };
+  const adapter = () => {
+    const store = storeFromUrl(server().url) as KeyvStoreAdapter;
+    opened.push(store);
+    return store;
+  };
+  const keyv = (namespace: string, signing: SignedStoreOptions = {}) =>
+    new Keyv({
+      store: signedStore(adapter(), SECRET, signing),
+      namespace,
+      throwOnErrors: options.throws(signing),
+    });
+  return { server, adapter, keyv };
 }
