@@ -12,3 +12,15 @@ export interface KeyLimits {
 
 /** Where a store adapter carries its {@link KeyLimits}. */
 export const KEY_LIMITS: unique symbol = Symbol.for("signed-cache.keyLimits");
+
+/**
+ * Where a store adapter that retries on its own learns the longest its caller waits for one
+ * call, in ms (the signed store's `storeTimeout`). It stops retrying by then: a call its caller
+ * gave up on, and reported as failed, must not land later over a newer write.
+ */
+export const CALL_BOUND: unique symbol = Symbol.for("signed-cache.callBound");
+
+/** An adapter that takes {@link CALL_BOUND}. */
+export interface CallBounded {
+  [CALL_BOUND](ms: number): void;
+}

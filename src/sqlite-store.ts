@@ -2,6 +2,7 @@ import { isAscii } from "node:buffer";
 import { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import type { KeyvStoreAdapter } from "keyv";
+import { CALL_BOUND, type CallBounded } from "./key-limits.js";
 
 /**
  * The synchronous SQLite drivers {@link SqliteStore} runs on: Node's built-in `node:sqlite`
@@ -73,7 +74,7 @@ const load = createRequire(import.meta.url);
  * `iterator` and `clear` select exactly the keys of a namespace (`ns:` up to `ns;` in binary
  * order), page by page in key order.
  */
-export class SqliteStore extends EventEmitter implements KeyvStoreAdapter {
+export class SqliteStore extends EventEmitter implements KeyvStoreAdapter, CallBounded {
   /** What Keyv reads: `dialect` lets Keyv 5 bind its iterator. */
   readonly opts: {
     readonly dialect: "sqlite";
@@ -92,6 +93,8 @@ export class SqliteStore extends EventEmitter implements KeyvStoreAdapter {
   #hot: HotStatements | undefined;
   readonly #cache = new Map<string, Statement>();
   #closed = false;
+  /** The shortest bound a caller puts on one call; retries end before it. */
+  #callBound = Number.POSITIVE_INFINITY;
 
   /** @throws {Error} When the table name is not a plain SQL identifier. */
   constructor(options: SqliteStoreOptions) {
@@ -106,6 +109,11 @@ export class SqliteStore extends EventEmitter implements KeyvStoreAdapter {
       table,
       busyTimeout: options.busyTimeout ?? 5000,
     };
+  }
+
+  /** Takes the longest a caller waits for one call (the shortest, when several say). */
+  [CALL_BOUND](ms: number): void {
+    if (ms > 0) this.#callBound = Math.min(this.#callBound, ms);
   }
 
   /** The driver in use; `undefined` until the first call opens the connection. */
@@ -235,7 +243,9 @@ export class SqliteStore extends EventEmitter implements KeyvStoreAdapter {
       return Promise.resolve(work());
     } catch (error) {
       if (!isBusy(error)) return Promise.reject(error);
-      return this.#retry(work, Date.now() + this.opts.busyTimeout, error);
+      // Retries end before the caller stops waiting: a call reported as failed never lands.
+      const patience = Math.min(this.opts.busyTimeout, this.#callBound - 1);
+      return this.#retry(work, Date.now() + patience, error);
     }
   }
 

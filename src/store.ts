@@ -33,7 +33,7 @@ import {
   SignedCacheError,
   StoreError,
 } from "./errors.js";
-import { KEY_LIMITS, type KeyLimits } from "./key-limits.js";
+import { CALL_BOUND, type CallBounded, KEY_LIMITS, type KeyLimits } from "./key-limits.js";
 import { Keyring, type Secret } from "./keyring.js";
 import { redactUrl } from "./stores.js";
 import { expiryOf, normalizeTtl } from "./ttl.js";
@@ -206,6 +206,9 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     this.#backend = store;
     this.#adapterTakesExpires = takesExpires(this.#adapter);
     this.#settings = checkOptions(options);
+    // An adapter that retries on its own stops before this store gives up on a call.
+    const bounded = this.#adapter as Partial<CallBounded> | undefined;
+    if (this.#settings.timeout > 0) bounded?.[CALL_BOUND]?.(this.#settings.timeout);
     const limits = (store as { [KEY_LIMITS]?: KeyLimits })[KEY_LIMITS];
     this.#limits = store instanceof Map ? undefined : limits;
   }

@@ -132,6 +132,33 @@ describe("a SQLite file locked by another process", () => {
   });
 });
 
+describe("a write the caller gave up on", () => {
+  it("never lands later over a newer one: the store stops retrying before storeTimeout", async () => {
+    const file = join(dir, "given-up.sqlite");
+    const cache = createKeyv({
+      url: `sqlite://${file}`,
+      secret: SECRET,
+      namespace: "late",
+      storeTimeout: 300,
+      onError: () => {},
+    });
+    await cache.set("k", "before");
+    const lock = await holdExclusiveLock(file);
+    try {
+      // Both writes fail: the lock outlasts storeTimeout.
+      expect(await cache.set("k", "OLD")).toBe(false);
+      expect(await cache.set("k", "NEW")).toBe(false);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+    } finally {
+      await lock.release();
+    }
+    // Had the store kept retrying past the caller's bound, OLD would have landed after the lock.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await cache.get("k")).toBe("before");
+    await cache.disconnect();
+  });
+});
+
 describe("keys through sqlite:// from storeFromUrl", () => {
   const url = `sqlite://${join(dir, "keys.sqlite")}`;
 
