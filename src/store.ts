@@ -1098,8 +1098,15 @@ function keyvFacingOpts(
   const known =
     (dialect !== undefined && KEYV5_ITERABLE.includes(dialect)) ||
     KEYV5_ITERABLE.some((name) => url.includes(name));
+  // Options an adapter keeps beside its URL may hold a password of their own.
+  const shown = Object.fromEntries(
+    Object.entries(opts).map(([name, value]) => [
+      name,
+      typeof value === "string" && /pass|secret|token/i.test(name) ? "***" : value,
+    ]),
+  );
   return {
-    ...opts,
+    ...shown,
     url,
     ...(typeof opts.uri === "string" ? { uri: redactUrl(opts.uri) } : {}),
     ...(iterable && !known ? { dialect: "sqlite", wrappedDialect: dialect } : { dialect }),

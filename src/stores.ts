@@ -169,20 +169,39 @@ export function checkStoreUrl(url: string): void {
 }
 
 /**
- * A store URL fit for logs: the password replaced by `***`, everything else kept as written.
- * Never throws. When it cannot be told where the password ends (the URL does not parse, or an
- * `@` follows the host), everything between `//` and the last `@` is replaced instead.
+ * A store URL fit for logs: passwords replaced by `***`, everything else kept as written. Never
+ * throws. It masks the password of the user part; when it cannot be told where that ends (the
+ * URL does not parse, or an `@` follows the host), everything between `//` and the last `@`.
+ * It also masks password parameters of the query (`?password=`, as PostgreSQL and MySQL drivers
+ * read it), and the user parts of a bare server list (`user:pass@host:port,…`, as memcached
+ * clients keep it).
  *
  * @example
  * ```ts
  * redactUrl("postgres://app:hunter2@db/app"); // "postgres://app:***@db/app"
+ * redactUrl("postgres://db/app?password=hunter2"); // "postgres://db/app?password=***"
  * ```
  */
 export function redactUrl(url: string): string {
   if (typeof url !== "string") return "[not a URL]";
+  return maskPasswordParams(maskUserPart(url));
+}
+
+// Query parameters a database driver takes as a password.
+const PASSWORD_PARAM = /([?&;](?:password|passwd|pass|pwd|sslpassword)=)[^&;#]*/gi;
+
+function maskPasswordParams(url: string): string {
+  return url.replace(PASSWORD_PARAM, "$1***");
+}
+
+function maskUserPart(url: string): string {
   const from = url.indexOf("//") + 2;
   const at = url.lastIndexOf("@");
-  if (from === 1 || at < from) return url;
+  if (from === 1) {
+    // No scheme: a server list such as memjs keeps, `user:pass@host:port,user:pass@host:port`.
+    return at === -1 ? url : url.replace(/(^|,)([^,:@/]*):[^,@]*@/g, "$1$2:***@");
+  }
+  if (at < from) return url;
   const parsed = parseUrl(url);
   const authorityEnd = url.slice(from).search(/[/?#]/);
   // `u:p/x@host` or `host/db?to=a@b`: a driver might read either part as the password.

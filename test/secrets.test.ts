@@ -276,6 +276,29 @@ describe("printing a public object shows no secret and no password", () => {
     }
   });
 
+  // Passwords in the query, and in the user parts of a server list (as memjs keeps them).
+  const moreUrls: [string, string][] = [
+    ["postgres ?password=", `postgres://app@${DEAD}/test?password=${PASSWORDS.postgres}&table=t`],
+    ["mysql ?password=", `mysql://root@${DEAD}/test?table=t&password=${PASSWORDS.mysql}`],
+    ["redis ?password=", `redis://${DEAD}/?password=${PASSWORDS.redis}`],
+    ["valkey", `valkey://user:${PASSWORDS.redis}@${DEAD}`],
+    ["redis+cluster", `redis+cluster://user:${PASSWORDS.redis}@${DEAD},127.0.0.1:2`],
+    ["memcache", `memcache://user:${PASSWORDS.redis}@${DEAD},127.0.0.1:2`],
+  ];
+  it.each(moreUrls)("storeFromUrl and the signed store over %s", async (_, url) => {
+    const adapter = storeFromUrl(url);
+    const signed = signedStore(adapter, SECRET);
+    const keyv = createKeyv({ store: storeFromUrl(url), secret: SECRET, env: {} });
+    opened.push(keyv);
+    expectNoLeaks([
+      ["storeFromUrl()", adapter],
+      ["signedStore()", signed],
+      ["signedStore().opts", signed.opts],
+      ["createKeyv()", keyv],
+    ]);
+    await signed.disconnect();
+  });
+
   const axiosStores: [string, () => Map<string, unknown> | string][] = [
     ["a Map", () => new Map()],
     ...Object.entries(URLS).map(([name, url]): [string, () => string] => [name, () => url]),
