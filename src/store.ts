@@ -177,6 +177,8 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
    * `expires`.
    */
   #callers: "prefixed" | "bare" = "prefixed";
+  /** Whether a call has addressed an entry in the prefixed contract. */
+  #servedPrefixed = false;
   /** Whether the wrapped adapter speaks Keyv 6's contract: its own namespace, absolute `expires`. */
   readonly #adapterTakesExpires: boolean;
 
@@ -283,6 +285,12 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
    * bound to the same `namespace:key`, so what one major wrote the other reads.
    */
   get capabilities(): StorageCapabilities {
+    if (this.#callers === "prefixed" && this.#servedPrefixed) {
+      // Switching now would re-read every key this store's current caller uses as another.
+      throw new ConfigError(
+        "this signed store already serves Keyv 5 (or direct calls): give Keyv 6 a signedStore of its own",
+      );
+    }
     this.#callers = "bare";
     return STORAGE_CAPABILITIES;
   }
@@ -462,6 +470,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
    */
   #storedKey(key: string): string | undefined {
     if (typeof key !== "string") return undefined;
+    if (this.#callers === "prefixed") this.#servedPrefixed = true;
     const namespace = this.#namespace;
     const stored =
       this.#callers === "bare" && namespace !== undefined ? `${namespace}:${key}` : key;
@@ -470,6 +479,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   /** {@link SignedStore.#storedKey} for a write: a key it cannot store is an error. */
   #checkedKey(key: string): string {
+    if (this.#callers === "prefixed") this.#servedPrefixed = true;
     const namespace = this.#namespace;
     const stored =
       typeof key === "string" && this.#callers === "bare" && namespace !== undefined
@@ -575,7 +585,7 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     const storable = stored.filter((key) => key !== undefined);
     // Nothing to delete; some adapters also build invalid SQL (`IN ()`) from an empty list.
     if (storable.length === 0) return perKey ? keys.map(() => false) : false;
-    const deleted = await this.#call("deleteMany", () => this.#deleteEach(storable));
+    const deleted = await this.#call("deleteMany", () => this.#deleteEach(storable, perKey));
     if (!perKey) return deleted.every(Boolean);
     const byKey = new Map(storable.map((key, index) => [key, deleted[index] === true]));
     return stored.map((key) => key !== undefined && byKey.get(key) === true);
@@ -589,11 +599,14 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
 
   /**
    * Deletes entries by their stored keys, in one call where the adapter has one, and tells
-   * which existed (an adapter's single answer stands for all); unbounded: callers bound it.
+   * which existed (an adapter's single answer stands for all, unless `perKey` asks for each);
+   * unbounded: callers bound it.
    */
-  async #deleteEach(stored: string[]): Promise<boolean[]> {
+  async #deleteEach(stored: string[], perKey = false): Promise<boolean[]> {
     const adapter = this.#adapter;
-    if (adapter?.deleteMany) {
+    // An adapter answering one boolean for all cannot tell which keys existed: ask each.
+    const oneAnswer = !this.#adapterTakesExpires && stored.length > 1;
+    if (adapter?.deleteMany && !(perKey && oneAnswer)) {
       const answer: unknown = await adapter.deleteMany(stored.map((key) => this.#backendKey(key)));
       return Array.isArray(answer) ? answer.map(Boolean) : stored.map(() => Boolean(answer));
     }
@@ -620,8 +633,27 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     // Each page of the walk and each batch of deletes is bounded by storeTimeout, not the whole
     // clear: a namespace of any size clears as long as the store keeps answering.
     const keys: string[] = [];
-    for await (const [key] of this.#entries(namespace)) keys.push(key);
+    const prefix = `${namespace}:`;
+    for await (const [key, raw] of this.#entries(namespace)) {
+      // `ns:a:b` may be the entry `b` of namespace `ns:a`: that one stays.
+      const aliased = key.indexOf(":", prefix.length) !== -1 && this.#ownedByLonger(key, raw);
+      if (!aliased) keys.push(key);
+    }
     await this.#deleteInBatches(keys);
+  }
+
+  /** Whether an entry in this namespace's key range verifies for a longer namespace instead. */
+  #ownedByLonger(key: string, raw: unknown): boolean {
+    const own = (this.#namespace ?? "").length;
+    for (let at = key.indexOf(":", own + 1); at > 0; at = key.indexOf(":", at + 1)) {
+      try {
+        this.#open(key, raw, key.slice(0, at), undefined);
+        return true;
+      } catch {
+        // Not that namespace's either.
+      }
+    }
+    return false;
   }
 
   /** Deletes stored keys a batch at a time, so a huge namespace never makes one huge statement. */
@@ -862,6 +894,15 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
       opened = this.#open(key, raw, this.#namespace, this.#settings.purpose);
     } catch (error) {
       if (!(error instanceof BadData)) throw error;
+      // Keyv's `namespace:key` lets namespaces alias (`a` + `b:c`, `a:b` + `c`; no namespace
+      // + `a:c`): a genuine entry of another namespace is a miss here, never removed as forged.
+      if (
+        error instanceof BadSignature &&
+        error.reason === "mismatch" &&
+        this.#elsewhere(key, raw)
+      ) {
+        return MISS;
+      }
       this.#report(error);
       if (this.#settings.strict) throw error;
       return this.#discard(key, doomed);
@@ -871,6 +912,27 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     }
     if (!opened.current && this.#settings.resign) return this.#resignOnRead(key, opened, raw);
     return opened.value;
+  }
+
+  /**
+   * Whether `raw`, stored under `key`, is a genuine entry of another namespace whose key reads
+   * the same once prefixed: no namespace, or any prefix of `key` that ends before a `:`.
+   * Only ever asked of entries that failed to verify here.
+   */
+  #elsewhere(key: string, raw: unknown): boolean {
+    const candidates: (string | undefined)[] = [undefined];
+    for (let at = key.indexOf(":"); at > 0; at = key.indexOf(":", at + 1)) {
+      candidates.push(key.slice(0, at));
+    }
+    return candidates.some((namespace) => {
+      if (namespace === this.#namespace) return false;
+      try {
+        this.#open(key, raw, namespace, undefined);
+        return true;
+      } catch {
+        return false;
+      }
+    });
   }
 
   async #resignOnRead(key: string, opened: OpenedEnvelope, raw: unknown): Promise<unknown> {

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Keyv5 from "keyv";
 import Keyv6, { KeyvMemoryAdapter } from "keyv6";
 import { afterAll, describe, expect, it } from "vitest";
-import { BadSignature } from "../src/errors.ts";
+import { BadSignature, ConfigError } from "../src/errors.ts";
 import { signedStore, type WrappableStore } from "../src/store.ts";
 import { storeFromUrl } from "../src/stores.ts";
 import { findBackend } from "./support/backends.ts";
@@ -184,6 +184,52 @@ describe("the same logical entry under Keyv 5 and Keyv 6", () => {
     expect(await five.get("from-6")).toEqual({ n: 6 });
     // One stored key per entry, namespaced the same way.
     expect([...map.keys()].sort()).toEqual(["shared:from-5", "shared:from-6"]);
+  });
+
+  it("keeps an aliasing namespace's entries: a read, a clear or a write elsewhere never removes them", async () => {
+    const map = new Map<string, unknown>();
+    const file = `sqlite://${join(dir, "alias.sqlite")}`;
+    // One Map shared, or one SQLite file through an adapter per namespace.
+    for (const backend of [() => map, () => storeFromUrl(file)]) {
+      const outer = new Keyv6({ store: signedStore(backend(), SECRET), namespace: "a" });
+      const inner = new Keyv6({ store: signedStore(backend(), SECRET), namespace: "a:b" });
+      await inner.set("c", "inner's");
+      // Stored as `a:b:c` too: what the outer namespace calls `b:c`.
+      expect(await outer.get("b:c")).toBeUndefined();
+      expect(await inner.get("c")).toBe("inner's");
+      await outer.set("own", 1);
+      await outer.clear();
+      expect(await outer.get("own")).toBeUndefined();
+      expect(await inner.get("c")).toBe("inner's");
+      // Keyv 6 names no namespace by default: its `keyv:x` is the `x` of namespace `keyv`.
+      const bare = new Keyv6({ store: signedStore(backend(), SECRET) });
+      const named = new Keyv6({ store: signedStore(backend(), SECRET), namespace: "keyv" });
+      await named.set("x", "named");
+      expect(await bare.get("keyv:x")).toBeUndefined();
+      expect(await named.get("x")).toBe("named");
+      await inner.clear();
+      await named.clear();
+    }
+  });
+
+  it("refuses to change contract once Keyv 5 (or a direct call) has used the store", async () => {
+    const store = signedStore(new Map(), SECRET);
+    const five = new Keyv5({ store, namespace: "app" });
+    await five.set("user", "kept");
+    expect(() => new Keyv6({ store, namespace: "app" })).toThrow(ConfigError);
+    expect(await five.get("user")).toBe("kept");
+  });
+
+  it("deleteMany tells, key by key, which entries existed, over a Keyv 5 adapter too", async () => {
+    for (const backend of [
+      new Map<string, unknown>(),
+      storeFromUrl(`sqlite://${join(dir, "many.sqlite")}`),
+    ]) {
+      const keyv = new Keyv6({ store: signedStore(backend, SECRET), namespace: "many" });
+      await keyv.set("there", 1);
+      expect(await keyv.deleteMany(["there", "never"])).toEqual([true, false]);
+      await keyv.disconnect();
+    }
   });
 
   it("never reads one namespace's entry as another's when their stored keys coincide", async () => {
