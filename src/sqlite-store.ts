@@ -82,8 +82,12 @@ export class SqliteStore extends EventEmitter implements KeyvStoreAdapter, CallB
     readonly table: string;
     readonly busyTimeout: number;
   };
-  /** Set by Keyv; prefixes are part of the keys it passes. */
-  namespace: string | undefined;
+  /**
+   * Set by Keyv; prefixes are part of the keys it passes. Declared, not defined: Keyv 6 bridges
+   * a store that has no `namespace` of its own by prefixing the keys it passes, and one that has
+   * by passing them bare, which would mix namespaces in this table.
+   */
+  declare namespace: string | undefined;
   /** Entries carry their expiry in Keyv's value: the table has no expiry column. */
   readonly ttlSupport = false;
   readonly #file: string;

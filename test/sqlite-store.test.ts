@@ -5,6 +5,7 @@ import KeyvSqlite from "@keyv/sqlite";
 import Keyv from "keyv";
 import { afterAll, describe, expect, it } from "vitest";
 import { type SqliteDriver, SqliteStore } from "../src/sqlite-store.ts";
+import { adapterMajor } from "./support/adapters.ts";
 import { keyvCompliance } from "./support/compliance.ts";
 import { holdExclusiveLock } from "./support/sqlite-lock.ts";
 
@@ -114,29 +115,33 @@ for (const driver of drivers) {
       expect(limits[1]).toBe(7);
     });
 
-    it("reads and writes the table @keyv/sqlite uses, both ways", async () => {
-      // One at a time: two copies of SQLite in one process (sqlite3's and this driver's) do not
-      // see each other's locks, and one closing would delete the WAL the other has open.
-      const file = join(dir, `${driver.replace(":", "-")}-shared.sqlite`);
-      const theirs = new KeyvSqlite({ uri: `sqlite://${file}` });
-      await theirs.set("ns:from-them", "one");
-      await theirs.disconnect();
-      const ours = open(driver, { file });
-      expect(await ours.get("ns:from-them")).toBe("one");
-      await ours.set("ns:from-us", "two");
-      expect(await ours.getMany(["ns:from-them", "ns:nothing", "ns:from-us"])).toEqual([
-        "one",
-        undefined,
-        "two",
-      ]);
-      expect(await ours.deleteMany(["ns:from-them", "ns:nothing"])).toBe(true);
-      expect(await ours.hasMany(["ns:from-us", "ns:from-them"])).toEqual([true, false]);
-      await ours.disconnect();
-      const again = new KeyvSqlite({ uri: `sqlite://${file}` });
-      expect(await again.get("ns:from-us")).toBe("two");
-      expect(await again.get("ns:from-them")).toBeUndefined();
-      await again.disconnect();
-    });
+    // @keyv/sqlite 4's layout; its 6.x keeps the namespace in a column of its own.
+    it.skipIf(adapterMajor("@keyv/sqlite") === 6)(
+      "reads and writes the table @keyv/sqlite uses, both ways",
+      async () => {
+        // One at a time: two copies of SQLite in one process (sqlite3's and this driver's) do not
+        // see each other's locks, and one closing would delete the WAL the other has open.
+        const file = join(dir, `${driver.replace(":", "-")}-shared.sqlite`);
+        const theirs = new KeyvSqlite({ uri: `sqlite://${file}` });
+        await theirs.set("ns:from-them", "one");
+        await theirs.disconnect();
+        const ours = open(driver, { file });
+        expect(await ours.get("ns:from-them")).toBe("one");
+        await ours.set("ns:from-us", "two");
+        expect(await ours.getMany(["ns:from-them", "ns:nothing", "ns:from-us"])).toEqual([
+          "one",
+          undefined,
+          "two",
+        ]);
+        expect(await ours.deleteMany(["ns:from-them", "ns:nothing"])).toBe(true);
+        expect(await ours.hasMany(["ns:from-us", "ns:from-them"])).toEqual([true, false]);
+        await ours.disconnect();
+        const again = new KeyvSqlite({ uri: `sqlite://${file}` });
+        expect(await again.get("ns:from-us")).toBe("two");
+        expect(await again.get("ns:from-them")).toBeUndefined();
+        await again.disconnect();
+      },
+    );
 
     it("waits for another process's lock without blocking the event loop, up to busyTimeout", async () => {
       const file = join(dir, `${driver.replace(":", "-")}-locked.sqlite`);
