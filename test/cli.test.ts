@@ -111,14 +111,16 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function seed(): Promise<void> {
   const current = keyvAt(url, "app", SECRET);
   for (const name of ["a", "b", "c"]) await current.set(name, { name });
-  await current.set("soon", "gone", 1);
+  // Long enough to be written under either Keyv major (Keyv 6 hands over an absolute expiry,
+  // already past if a millisecond went by), short enough to have expired when the CLI runs.
+  await current.set("soon", "gone", 30);
   await keyvAt(url, "app", OLD_SECRET).set("old", "from last month");
   await keyvAt(url, "app", OTHER_SECRET).set("forged", "admin");
   await current.set("tampered", { admin: false });
   await tamper(url, "app:tampered");
   await rawSet(url, "app:legacy", JSON.stringify({ value: "plain", expires: null }));
   await keyvAt(url, "other", SECRET).set("x", 1);
-  await pause(10);
+  await pause(60);
 }
 
 beforeAll(seed, 30_000);

@@ -23,6 +23,7 @@ import { generateSecret, Keyring, type Secret } from "../src/keyring.ts";
 import { storeKeyOf } from "../src/keyv-io.ts";
 import { signedStore } from "../src/store.ts";
 import { storeFromUrl } from "../src/stores.ts";
+import { KEYV_MAJOR } from "./support/adapters.ts";
 import { type Origin, startOrigin } from "./support/origin.ts";
 
 // ---- what must never appear ------------------------------------------------------------------
@@ -708,10 +709,10 @@ describe("errors show no secret and no password", () => {
           onError: (error) => heard.push(error),
         });
         opened.push(strict, lax, axios.storage.keyv);
-        const errors: [string, unknown][] = [
-          ["strict get", await errorOf(() => strict.get("k"))],
-          ["strict set", await errorOf(() => strict.set("k", "v"))],
-        ];
+        const errors: [string, unknown][] = [["strict get", await errorOf(() => strict.get("k"))]];
+        // Keyv 6 answers a failed set with `false` and an "error" event, strict or not.
+        if (KEYV_MAJOR === 6) expect(await strict.set("k", "v")).toBe(false);
+        else errors.push(["strict set", await errorOf(() => strict.set("k", "v"))]);
         await lax.set("k", "v");
         expect(await lax.get("k")).toBeUndefined();
         const response = await axios.get(`/json/fault-${unique}`);
