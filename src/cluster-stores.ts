@@ -83,14 +83,16 @@ function parseHostList(url: string, scheme: string): HostList {
   const end = body.search(/[/?#]/);
   const authority = end === -1 ? body : body.slice(0, end);
   const rest = end === -1 ? "" : body.slice(end);
-  const at = authority.lastIndexOf("@");
+  const at = authority.indexOf("@");
   const userinfo = at === -1 ? undefined : authority.slice(0, at);
   const hosts = authority.slice(at + 1).split(",");
   for (const host of hosts) {
-    // Only the scheme is echoed: the rest of a URL may carry a password.
-    if (!/^(\[[0-9a-f:.]+\]|[^\s:/[\]]+):\d{1,5}$/i.test(host)) {
+    // Only the scheme is echoed: the rest of a URL may carry a password. One user part, before
+    // the first server (an `@` in a password is written %40); ports 1 to 65535.
+    const port = Number(/:(\d{1,5})$/.exec(host)?.[1]);
+    if (!/^(\[[0-9a-f:.]+\]|[^\s:/@[\]]+):\d{1,5}$/i.test(host) || !(port >= 1 && port <= 65535)) {
       throw new ConfigError(
-        `store URL must list its servers as host:port,host:port (${scheme}//host:port,…)`,
+        `store URL must list its servers as host:port,host:port (${scheme}//[user:pass@]host:port,…)`,
       );
     }
   }

@@ -236,6 +236,10 @@ export function finish<T extends object>(
   url: string,
   limits: KeyLimits,
 ): T {
+  // Some adapters report faults of their own making as "error" events (etcd's first call, a
+  // pool's dropped connection) before anything listens: an unheard one would end the process.
+  // The signed store, and Keyv, add listeners of their own to hear them.
+  (adapter as Partial<EventEmitter>).on?.("error", ignoreUnheard);
   const shown = redactUrl(url);
   Object.defineProperties(adapter, {
     [KEY_LIMITS]: { value: limits, enumerable: false, configurable: true, writable: true },
@@ -305,6 +309,9 @@ export function adapterClass<T>(packageName: string): new (...args: never[]) => 
     ...args: never[]
   ) => T;
 }
+
+/** The listener that keeps an adapter's "error" events from being unheard; see {@link finish}. */
+function ignoreUnheard(): void {}
 
 /** Splits `?table=` (and other signed-cache parameters) off a URL the adapter will parse. */
 function takeParams(url: string, names: readonly string[]): [string, Record<string, string>] {

@@ -134,6 +134,21 @@ describe("redactUrl", () => {
 });
 
 describe("adapters from storeFromUrl", () => {
+  it("never end the process with an error event nobody heard (etcd closed at once)", async () => {
+    const crashes: unknown[] = [];
+    const record = (error: unknown) => crashes.push(error);
+    process.on("uncaughtException", record);
+    try {
+      // @keyv/etcd's first call fails once the client is closed, and reports it as an event.
+      const adapter = storeFromUrl("etcd://127.0.0.1:1") as { disconnect(): Promise<void> };
+      await adapter.disconnect();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      process.off("uncaughtException", record);
+    }
+    expect(crashes).toEqual([]);
+  });
+
   const password = "s3cr3t-Pa55word";
 
   it.each([
