@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Keyv5 from "keyv";
+import Keyv5 from "keyv5";
 import Keyv6, { KeyvMemoryAdapter } from "keyv6";
 import { afterAll, describe, expect, it } from "vitest";
 import { BadSignature, ConfigError } from "../src/errors.ts";

@@ -12,7 +12,6 @@ import { KEY_LIMITS, type KeyLimits } from "../src/key-limits.ts";
 import { SqliteStore } from "../src/sqlite-store.ts";
 import { signedStore } from "../src/store.ts";
 import { redactUrl, storeFromUrl } from "../src/stores.ts";
-import { adapterMajor } from "./support/adapters.ts";
 import { backendBehaviours } from "./support/backends.ts";
 import { SECRET } from "./support/secrets.ts";
 
@@ -194,8 +193,6 @@ describe("adapters from storeFromUrl", () => {
 describe("signedStore over sqlite:// from storeFromUrl", async () => {
   const file = join(dir, "behaviours.sqlite");
   const TABLE = "sc_backends_sqlite";
-  // A 6.x @keyv/sqlite keeps the namespace in a column, the key bare.
-  const SQLITE6 = adapterMajor("@keyv/sqlite") === 6;
 
   // A connection of its own, through the same SQLite library as the store: two copies of SQLite
   // in one process (sqlite3's beside it) do not see each other's locks, and in WAL mode one
@@ -212,23 +209,19 @@ describe("signedStore over sqlite:// from storeFromUrl", async () => {
 
   backendBehaviours({
     store: () => storeFromUrl(`sqlite://${file}?table=${TABLE}`),
+    // The built-in store keeps Keyv's `namespace:key` in one column, under either Keyv major.
     read: async (namespace, key) =>
       (
         await run<{ value: string } | undefined>(
-          `SELECT value FROM ${TABLE} WHERE ${SQLITE6 ? "key = ? AND namespace = ?" : "key = ?"}`,
-          SQLITE6 ? [key, namespace] : [`${namespace}:${key}`],
+          `SELECT value FROM ${TABLE} WHERE key = ?`,
+          [`${namespace}:${key}`],
           true,
         )
       )?.value,
     write: (namespace, key, value) =>
-      SQLITE6
-        ? run(
-            `INSERT INTO ${TABLE} (key, namespace, value) VALUES (?, ?, ?) ON CONFLICT(key, namespace) DO UPDATE SET value = excluded.value`,
-            [key, namespace, value],
-          )
-        : run(
-            `INSERT INTO ${TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-            [`${namespace}:${key}`, value],
-          ),
+      run(
+        `INSERT INTO ${TABLE} (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+        [`${namespace}:${key}`, value],
+      ),
   });
 });
