@@ -1040,12 +1040,13 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
     );
   }
 
-  /** A read: Keyv swallows read faults without an `error` event, so they are reported here. */
+  /** A read: Keyv 5 swallows read faults without an `error` event, so they are reported here. */
   async #fetch<T>(operation: string, run: () => T | Promise<T>): Promise<T> {
     try {
       return await this.#call(operation, run);
     } catch (error) {
-      if (error instanceof StoreError) this.#emitError(error);
+      // Keyv 5 swallows a failed read without a word; Keyv 6 reports it itself (once is enough).
+      if (error instanceof StoreError && this.#callers === "prefixed") this.#emitError(error);
       throw error;
     }
   }

@@ -163,6 +163,18 @@ describe("faults the adapter reports as events, under Keyv 6", () => {
     expect(() => adapter.emit("error", new Error("Socket closed unexpectedly"))).not.toThrow();
   });
 
+  it("a failed read reaches a listener on the Keyv once", async () => {
+    const adapter = new KeyvMemoryAdapter(new Map());
+    adapter.get = async () => {
+      throw new Error("connection reset");
+    };
+    const keyv = new Keyv6({ store: signedStore(adapter as never, SECRET), namespace: "once" });
+    const heard: unknown[] = [];
+    keyv.on("error", (error: unknown) => heard.push(error));
+    expect(await keyv.get("k")).toBeUndefined();
+    expect(heard).toHaveLength(1);
+  });
+
   it("reach a listener on the Keyv", () => {
     const adapter = new KeyvMemoryAdapter(new Map());
     const keyv = new Keyv6({ store: signedStore(adapter as never, SECRET), namespace: "events" });
