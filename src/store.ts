@@ -470,24 +470,26 @@ export class SignedStore extends EventEmitter implements KeyvStoreAdapter {
    */
   #storedKey(key: string): string | undefined {
     if (typeof key !== "string") return undefined;
-    if (this.#callers === "prefixed") this.#servedPrefixed = true;
-    const namespace = this.#namespace;
-    const stored =
-      this.#callers === "bare" && namespace !== undefined ? `${namespace}:${key}` : key;
+    const stored = this.#prefixed(key);
     return this.#keyProblem(stored) === undefined ? stored : undefined;
   }
 
   /** {@link SignedStore.#storedKey} for a write: a key it cannot store is an error. */
   #checkedKey(key: string): string {
-    if (this.#callers === "prefixed") this.#servedPrefixed = true;
-    const namespace = this.#namespace;
-    const stored =
-      typeof key === "string" && this.#callers === "bare" && namespace !== undefined
-        ? `${namespace}:${key}`
-        : key;
+    const stored = typeof key === "string" ? this.#prefixed(key) : key;
     const problem = this.#keyProblem(stored);
     if (problem !== undefined) throw new InvalidKey(`cannot store this key: ${problem}`);
     return stored;
+  }
+
+  /** A caller's key as stored: Keyv 6's bare keys get the namespace Keyv 5 would have put. */
+  #prefixed(key: string): string {
+    if (this.#callers === "prefixed") {
+      this.#servedPrefixed = true;
+      return key;
+    }
+    const namespace = this.#namespace;
+    return namespace === undefined ? key : `${namespace}:${key}`;
   }
 
   /** A stored key as this store's caller names it: without the namespace for Keyv 6. */
